@@ -2,7 +2,10 @@ module github.com/opfsync/opfsync
 
 go 1.26.8
 
-require github.com/ncruces/go-sqlite3 v0.35.6
+require (
+	github.com/hack-pad/safejs v0.1.0
+	github.com/ncruces/go-sqlite3 v0.35.6
+)
 
 require (
 	github.com/ncruces/go-sqlite3-wasm/v6 v6.3.35304 // indirect

@@ -172,19 +172,25 @@ func NewClock(node string, now func() int64) *Clock {
 }
 
 // Now returns a fresh stamp, strictly newer than any stamp issued or
-// observed so far.
+// observed so far (except at MaxWall/MaxCounter, where it saturates).
 func (c *Clock) Now() HLC {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	wall := c.now()
+	// Stamps stay within MaxWall/MaxCounter: a stamp outside them has no
+	// fixed-width text form, does not parse, and would corrupt every store
+	// that saved it. At the very end of the range (reachable only by
+	// observing a stamp dated there) the clock saturates instead.
+	wall := min(c.now(), MaxWall)
 	next := HLC{Node: c.node}
 	switch {
 	case wall > c.last.Wall:
 		next.Wall = wall
-	case c.last.Counter >= MaxCounter:
+	case c.last.Counter < MaxCounter:
+		next.Wall, next.Counter = c.last.Wall, c.last.Counter+1
+	case c.last.Wall < MaxWall:
 		next.Wall = c.last.Wall + 1
 	default:
-		next.Wall, next.Counter = c.last.Wall, c.last.Counter+1
+		next.Wall, next.Counter = MaxWall, MaxCounter
 	}
 	c.last = next
 	return next

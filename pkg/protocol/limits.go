@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -152,8 +151,8 @@ func ValidateMutation(m *Mutation) error {
 	if !m.Op.Valid() {
 		return fmt.Errorf("unknown op %q", truncate(string(m.Op)))
 	}
-	if m.HLC.IsZero() {
-		return errors.New("mutation has no hlc stamp")
+	if err := ValidateHLC(m.HLC); err != nil {
+		return fmt.Errorf("mutation stamp: %w", err)
 	}
 	if !m.Origin.Valid() {
 		return fmt.Errorf("unknown origin %q", truncate(string(m.Origin)))
@@ -202,9 +201,23 @@ func ValidateMutation(m *Mutation) error {
 	return nil
 }
 
+// isJSONBool reports whether v is exactly true or false (no whitespace:
+// the tombstone is compared byte-wise everywhere).
 func isJSONBool(v []byte) bool {
-	v = bytes.TrimSpace(v)
 	return string(v) == "true" || string(v) == "false"
+}
+
+// ValidateHLC checks that a stamp is real and within range: not zero, wall
+// in [1, MaxWall], counter at most MaxCounter, and a valid node id. Stamps
+// decoded from text are always in range; this guards stamps built in Go.
+func ValidateHLC(h HLC) error {
+	if h.IsZero() {
+		return errors.New("no hlc stamp")
+	}
+	if h.Wall < 1 || h.Wall > MaxWall || h.Counter > MaxCounter {
+		return fmt.Errorf("hlc %d/%d out of range", h.Wall, h.Counter)
+	}
+	return ValidateNode(h.Node)
 }
 
 // ValidateRecordState checks a record state's shape: collection name, id,
@@ -225,8 +238,8 @@ func ValidateRecordState(r *RecordState) error {
 		if err := ValidateFieldName(name); err != nil {
 			return err
 		}
-		if f.HLC.IsZero() {
-			return fmt.Errorf("field %q has no hlc stamp", name)
+		if err := ValidateHLC(f.HLC); err != nil {
+			return fmt.Errorf("field %q: %w", name, err)
 		}
 		if !f.Origin.Valid() {
 			return fmt.Errorf("field %q: unknown origin %q", name, truncate(string(f.Origin)))

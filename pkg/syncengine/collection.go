@@ -97,6 +97,11 @@ func (e *Engine) indexCollections() {
 func (e *Engine) collection(name string) (*collectionInfo, error) {
 	ci, ok := e.cols[name]
 	if !ok {
+		for declared := range e.cols {
+			if strings.EqualFold(declared, name) {
+				return nil, errorf(CodeValidation, "unknown collection %q (did you mean %q? names are case-sensitive)", name, declared)
+			}
+		}
 		return nil, errorf(CodeValidation, "unknown collection %q; declare it in the schema", name)
 	}
 	return ci, nil

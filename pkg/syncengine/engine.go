@@ -43,6 +43,7 @@ type Engine struct {
 	version  uint64
 	journal  string
 	quit     bool
+	opening  bool                       // Open has not returned yet
 	cols     map[string]*collectionInfo // per declared collection: column layout and SQL
 	appStmts map[string]*appStmt        // compiled app queries, least recently used evicted
 	appUse   uint64
@@ -86,6 +87,8 @@ func (e *Engine) loop(ctx context.Context, opened chan<- error) {
 }
 
 func (e *Engine) open(ctx context.Context) error {
+	e.opening = true
+	defer func() { e.opening = false }()
 	name := e.opts.Path
 	if e.opts.VFS != "" {
 		name = "file:" + strings.TrimPrefix(name, "file:") + "?vfs=" + url.QueryEscape(e.opts.VFS)
@@ -119,8 +122,8 @@ func (e *Engine) open(ctx context.Context) error {
 //     also what lets WAL work without shared memory (there is none on js).
 //   - journal_mode=WAL: one append plus one sync per commit; measured ~20x
 //     faster per small commit than the rollback journal on OPFS (DESIGN.md).
-//     The answer is checked: a VFS that cannot do WAL (memdb) answers
-//     another mode, which we accept only for in-memory databases.
+//     The answer is checked (SQLite silently answers another mode when the
+//     VFS cannot do WAL). In-memory databases (memdb) use the memory journal.
 //   - synchronous=FULL: the WAL is synced at every commit, so a write whose
 //     call has returned survives a crash or power loss ("durable locally" is
 //     part of the API contract). NORMAL would be ~2x faster per commit but
@@ -144,13 +147,17 @@ func (e *Engine) configure() error {
 			return storageErr(p, err)
 		}
 	}
-	mode, err := e.pragmaText("PRAGMA journal_mode=WAL")
+	want := "wal"
+	if e.inMemory() {
+		want = "memory" // nothing to make durable; memdb has no WAL file
+	}
+	mode, err := e.pragmaText("PRAGMA journal_mode=" + want)
 	if err != nil {
 		return err
 	}
 	e.journal = mode
-	if mode != "wal" && !e.inMemory() {
-		return errorf(CodeStorage, "journal_mode=WAL not available on this storage (got %q)", mode)
+	if mode != want {
+		return errorf(CodeStorage, "journal_mode=%s not available on this storage (SQLite answered %q)", want, mode)
 	}
 	return storageErr("set synchronous", e.conn.Exec("PRAGMA synchronous=FULL"))
 }
@@ -347,6 +354,9 @@ func (e *Engine) write(fn func(t *txn) error) (err error) {
 	}
 	if err = tx.Commit(); err != nil {
 		return storageErr("commit", err)
+	}
+	if e.opening {
+		return nil // nobody can have subscribed yet
 	}
 	if len(t.tables) > 0 {
 		tables := make([]string, 0, len(t.tables))

@@ -2,6 +2,7 @@ package syncengine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/ncruces/go-sqlite3"
 	"github.com/opfsync/opfsync/pkg/protocol"
@@ -88,19 +90,11 @@ func (e *Engine) Export(ctx context.Context) (*Dump, error) {
 		if err != nil {
 			return err
 		}
-		for _, k := range slices.SortedFunc(maps.Keys(pend), func(a, b [2]string) int {
-			if c := cmpString(a[0], b[0]); c != 0 {
-				return c
-			}
-			return cmpString(a[1], b[1])
-		}) {
-			d.Records = append(d.Records, protocol.RecordState{Collection: k[0], ID: k[1], Fields: fold(nil, pend[k]).fields()})
+		for k, ms := range pend {
+			d.Records = append(d.Records, protocol.RecordState{Collection: k[0], ID: k[1], Fields: fold(nil, ms).fields()})
 		}
-		slices.SortStableFunc(d.Records, func(a, b protocol.RecordState) int {
-			if c := cmpString(a.Collection, b.Collection); c != 0 {
-				return c
-			}
-			return cmpString(a.ID, b.ID)
+		slices.SortFunc(d.Records, func(a, b protocol.RecordState) int {
+			return cmp.Or(strings.Compare(a.Collection, b.Collection), strings.Compare(a.ID, b.ID))
 		})
 		return nil
 	})
@@ -108,16 +102,6 @@ func (e *Engine) Export(ctx context.Context) (*Dump, error) {
 		return nil, storageErr("export", err)
 	}
 	return d, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Import merges a dump by id with field-level LWW, in one transaction.
@@ -172,17 +156,28 @@ func (e *Engine) importRecord(t *txn, rs *protocol.RecordState) (importOutcome, 
 	if ci == nil {
 		return importSkipped, nil
 	}
+	// Values are checked by JSON kind, then stored in the engine's canonical
+	// JSON form like any other write (a dump may have been re-encoded, e.g.
+	// with HTML escaping, on its way here).
+	fields := make(protocol.Fields, len(rs.Fields))
 	for name, f := range rs.Fields {
-		if name == protocol.DeletedField {
-			continue
-		}
 		t, declared := ci.fieldType(name)
-		if !declared && !ci.decl.ExtraFields {
+		switch {
+		case name == protocol.DeletedField:
+			t = TypeBoolean
+		case !declared && !ci.decl.ExtraFields:
+			return importSkipped, nil
+		case !declared:
+			t = TypeJSON
+		case !conforms(t, f.Value):
 			return importSkipped, nil
 		}
-		if declared && !conforms(t, f.Value) {
+		v, err := normalizeValue(t, f.Value)
+		if err != nil {
 			return importSkipped, nil
 		}
+		f.Value = v
+		fields[name] = f
 	}
 	_, _, cur, err := e.loadFolded(ci.name, rs.ID)
 	if err != nil {
@@ -199,7 +194,7 @@ func (e *Engine) importRecord(t *txn, rs *protocol.RecordState) (importOutcome, 
 		fields map[string]json.RawMessage
 	}
 	groups := map[string]*group{}
-	for name, f := range rs.Fields {
+	for name, f := range fields {
 		if !protocol.Wins(f, cur[name].FieldState) {
 			continue
 		}

@@ -1,7 +1,6 @@
 package syncengine
 
 import (
-	"bytes"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -93,7 +92,7 @@ func conflictsBetween(collection, id string, before, after folded) []Event {
 			continue
 		}
 		a, ok := after[name]
-		if !ok || a.seq != 0 || !a.HLC.After(b.HLC) || bytes.Equal(a.Value, b.Value) {
+		if !ok || a.seq != 0 || !a.HLC.After(b.HLC) || jsonEqual(a.Value, b.Value) {
 			continue
 		}
 		out = append(out, &ConflictEvent{Collection: collection, ID: id, Field: name, Local: b.Value, Remote: a.Value})
@@ -119,9 +118,12 @@ func decodeBase(raw []byte, into *protocol.Fields) error {
 	return nil
 }
 
-// saveBase writes a record's base fields.
+// saveBase writes a record's base fields. They are encoded with marshalJSON,
+// not json.Marshal: json.Marshal HTML-escapes <, > and & inside the raw
+// values, so a value read back from base would differ byte for byte from
+// the same value in the outbox or in memory (and from the server's).
 func (e *Engine) saveBase(collection, id string, fields protocol.Fields) error {
-	raw, err := json.Marshal(fields)
+	raw, err := marshalJSON(fields)
 	if err != nil {
 		return &Error{Code: CodeInternal, Message: "encode base record", Err: err}
 	}

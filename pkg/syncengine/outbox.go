@@ -22,10 +22,7 @@ func (e *Engine) PendingBatch(ctx context.Context, limit int) ([]protocol.Mutati
 				if err != nil {
 					return err
 				}
-				out = append(out, protocol.Mutation{
-					MutationID: m.mutationID, Collection: m.collection, ID: m.id, Op: m.op,
-					HLC: m.hlc, Origin: m.origin, Fields: m.fields,
-				})
+				out = append(out, m.mutation())
 				return nil
 			})
 	})
@@ -110,7 +107,8 @@ func (e *Engine) ackOne(t *txn, r *protocol.MutationResult) error {
 	newBase := base
 	switch r.Status {
 	case protocol.StatusApplied, protocol.StatusDuplicate:
-		confirmed := m.states()
+		mut := m.mutation()
+		confirmed := mut.States()
 		if r.Record != nil && r.Record.Collection == m.collection && r.Record.ID == m.id && protocol.ValidateRecordState(r.Record) == nil {
 			confirmed = r.Record.Fields
 		}
@@ -147,11 +145,10 @@ func (e *Engine) ackOne(t *txn, r *protocol.MutationResult) error {
 	return nil
 }
 
-// states returns the mutation's fields as field states.
-func (m *pendingMut) states() protocol.Fields {
-	out := make(protocol.Fields, len(m.fields))
-	for name, v := range m.fields {
-		out[name] = protocol.FieldState{Value: v, HLC: m.hlc, Origin: m.origin}
+// mutation returns the outbox row as the mutation pushed to the server.
+func (m *pendingMut) mutation() protocol.Mutation {
+	return protocol.Mutation{
+		MutationID: m.mutationID, Collection: m.collection, ID: m.id, Op: m.op,
+		HLC: m.hlc, Origin: m.origin, Fields: m.fields,
 	}
-	return out
 }

@@ -138,7 +138,14 @@ func (e *Engine) prepareApp(sql string) (*appStmt, error) {
 				denied = "temporary tables"
 				return sqlite3.AUTH_DENY
 			}
-			read[name3rd] = true
+			table := e.canonicalTable(name3rd)
+			if _, ok := e.cols[table]; !ok && strings.HasPrefix(strings.ToLower(table), "pragma_") {
+				// A table-valued PRAGMA runs the pragma when stepped,
+				// past this authorizer (pragma_optimize runs ANALYZE).
+				denied = "PRAGMA"
+				return sqlite3.AUTH_DENY
+			}
+			read[table] = true
 			return sqlite3.AUTH_OK
 		case sqlite3.AUTH_SELECT, sqlite3.AUTH_FUNCTION, sqlite3.AUTH_RECURSIVE:
 			return sqlite3.AUTH_OK
@@ -160,7 +167,7 @@ func (e *Engine) prepareApp(sql string) (*appStmt, error) {
 	if st == nil {
 		return nil, errorf(CodeValidation, "query: the SQL text holds no statement")
 	}
-	if strings.Trim(tail, " \t\r\n;") != "" {
+	if !onlySeparators(tail) {
 		st.Close()
 		return nil, errorf(CodeValidation, "query: one statement per query (found more after the first)")
 	}
@@ -178,6 +185,53 @@ func (e *Engine) prepareApp(sql string) (*appStmt, error) {
 	}
 	e.cacheApp(sql, as)
 	return as, nil
+}
+
+// onlySeparators reports whether the SQL text after the first statement
+// holds nothing but whitespace, semicolons and comments (which SQLite
+// skips), so "SELECT 1; -- note" is one statement.
+func onlySeparators(s string) bool {
+	for s != "" {
+		switch {
+		case strings.ContainsRune(" \t\r\n\f;", rune(s[0])):
+			s = s[1:]
+		case strings.HasPrefix(s, "--"):
+			i := strings.IndexByte(s, '\n')
+			if i < 0 {
+				return true
+			}
+			s = s[i+1:]
+		case strings.HasPrefix(s, "/*"):
+			i := strings.Index(s[2:], "*/")
+			if i < 0 {
+				return true // SQLite ends an unterminated comment at the end of the text
+			}
+			s = s[2+i+2:]
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalTable returns the name change events use for a table the query
+// reads: SQL names are case-insensitive, and SQLite reports a table spelled
+// as in the query when no column of it is read (count(*), EXISTS).
+func (e *Engine) canonicalTable(name string) string {
+	if _, ok := e.cols[name]; ok {
+		return name
+	}
+	for c := range e.cols {
+		if strings.EqualFold(c, name) {
+			return c
+		}
+	}
+	for _, t := range reservedTables {
+		if strings.EqualFold(t, name) {
+			return t
+		}
+	}
+	return name
 }
 
 // columnFieldType maps a result column's origin to its declared type.

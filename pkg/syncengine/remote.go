@@ -53,9 +53,10 @@ func (e *Engine) applyRemote(t *txn, states []protocol.RecordState, reportConfli
 		incoming := rs.Fields
 		ci := e.cols[rs.Collection]
 		if ci != nil && ci.decl.Immutable && (len(base) > 0 || hasPending) {
-			// A write-once record met again: only its tombstone may change.
+			// A write-once record met again is skipped; only its deletion
+			// may still arrive.
 			d, ok := rs.Fields[protocol.DeletedField]
-			if !ok {
+			if !ok || string(d.Value) != "true" {
 				res.skipped++
 				continue
 			}

@@ -1,6 +1,8 @@
 package syncengine
 
 import (
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -76,8 +78,10 @@ const (
 	StepDropExtraFields = "dropExtraFields"
 )
 
-// reservedTables are the engine's own tables; no collection may take their name.
-var reservedTables = []string{"schema_migrations", "meta", "base", "pending", "pull_state"}
+// reservedTables are the engine's own tables (and its index
+// pending_by_record, since tables and indexes share one SQL namespace); no
+// collection may take their name.
+var reservedTables = []string{"schema_migrations", "meta", "base", "pending", "pull_state", "pending_by_record"}
 
 // UpdatedAtColumn is the derived column every collection has: the wall time
 // (Unix ms) of the record's newest field stamp.
@@ -135,6 +139,9 @@ func (s *Schema) validate() error {
 			}
 		}
 	}
+	if err := s.validateSQLNames(); err != nil {
+		return err
+	}
 	for _, st := range s.Upgrades {
 		switch st.Op {
 		case StepDropCollection, StepDropField, StepChangeType, StepDropExtraFields:
@@ -143,6 +150,38 @@ func (s *Schema) validate() error {
 		}
 		if st.Version < 2 || st.Version > s.Version {
 			return errorf(CodeSchema, "upgrade step %s %s: version %d must be between 2 and the schema version %d", st.Op, st.target(), st.Version, s.Version)
+		}
+	}
+	return nil
+}
+
+// validateSQLNames checks that the tables and indexes the declaration
+// creates have distinct names: SQLite keeps tables and indexes in one
+// case-insensitive namespace, so a collection named like another's index
+// ("todos__updated_at") or an index declared twice could not be created.
+func (s *Schema) validateSQLNames() error {
+	taken := map[string]string{} // lower-case SQL name → what takes it
+	claim := func(name, what string) error {
+		if prev, ok := taken[strings.ToLower(name)]; ok {
+			return errorf(CodeSchema, "%s and %s would have the same SQL name %q; rename the collection or remove the duplicate index", prev, what, name)
+		}
+		taken[strings.ToLower(name)] = what
+		return nil
+	}
+	names := slices.Sorted(maps.Keys(s.Collections))
+	for _, name := range names {
+		if err := claim(name, fmt.Sprintf("collection %q", name)); err != nil {
+			return err
+		}
+	}
+	for _, name := range names {
+		if err := claim(name+"__updated_at", fmt.Sprintf("the %s index of collection %q", UpdatedAtColumn, name)); err != nil {
+			return err
+		}
+		for _, idx := range s.Collections[name].Indexes {
+			if err := claim(indexName(name, idx), fmt.Sprintf("index %v of collection %q", idx, name)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -189,17 +189,15 @@ func (e *Engine) executePlan(t *txn, p schemaPlan, stored Schema) error {
 		}
 		return nil
 	}
+	// Schema changes only change the local SQL view of the data. Base (the
+	// server's state) and the outbox (the user's unsynced writes) are never
+	// touched: a dropped collection's writes still sync, and declaring it
+	// again (or re-adding a field) refills it from base.
 	for _, name := range p.drop {
 		if err := ddl("DROP TABLE IF EXISTS " + quoteIdent(name)); err != nil {
 			return err
 		}
-		for _, table := range []string{"base", "pending"} {
-			if err := e.stmts.exec("DELETE FROM "+table+" WHERE collection = ?", name); err != nil {
-				return storageErr("drop collection "+name, err)
-			}
-		}
 		t.touch(name)
-		t.touch("pending")
 	}
 	for _, name := range append(slices.Clone(p.rebuild), p.create...) {
 		if slices.Contains(p.rebuild, name) {

@@ -77,16 +77,27 @@ func bindAll(st *sqlite3.Stmt, args []any) error {
 	return nil
 }
 
+// bound returns the cached statement for sql with args bound; the caller
+// must Reset it when done.
+func (c *stmtCache) bound(sql string, args []any) (*sqlite3.Stmt, error) {
+	st, err := c.get(sql)
+	if err != nil {
+		return nil, err
+	}
+	if err := bindAll(st, args); err != nil {
+		st.Reset()
+		return nil, err
+	}
+	return st, nil
+}
+
 // exec runs one cached statement that returns no rows.
 func (c *stmtCache) exec(sql string, args ...any) error {
-	st, err := c.get(sql)
+	st, err := c.bound(sql, args)
 	if err != nil {
 		return err
 	}
 	defer st.Reset()
-	if err := bindAll(st, args); err != nil {
-		return err
-	}
 	if err := st.Exec(); err != nil {
 		return fmt.Errorf("exec %q: %w", sql, err)
 	}
@@ -95,14 +106,11 @@ func (c *stmtCache) exec(sql string, args ...any) error {
 
 // query runs one cached statement and calls row for each result row.
 func (c *stmtCache) query(sql string, args []any, row func(st *sqlite3.Stmt) error) error {
-	st, err := c.get(sql)
+	st, err := c.bound(sql, args)
 	if err != nil {
 		return err
 	}
 	defer st.Reset()
-	if err := bindAll(st, args); err != nil {
-		return err
-	}
 	for st.Step() {
 		if err := row(st); err != nil {
 			return err

@@ -79,6 +79,9 @@ func normalizeValue(t FieldType, v any) (json.RawMessage, error) {
 		if err != nil {
 			return nil, err
 		}
+		if f == 0 {
+			f = 0 // -0 becomes 0: SQLite stores it as integer 0 anyway
+		}
 		return marshalJSON(f)
 	case TypeJSON:
 		raw, err := marshalJSON(v)
@@ -332,4 +335,16 @@ func bindArg(st *sqlite3.Stmt, i int, v any) error {
 		return st.BindInt64(i, n)
 	}
 	return fmt.Errorf("argument %d: unsupported type %T (use string, number, boolean, null)", i, v)
+}
+
+// jsonEqual reports whether two JSON values are equal: byte-equal, or equal
+// once decoded (a peer may encode the same value differently, e.g. with
+// whitespace or escaped characters).
+func jsonEqual(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	va, errA := decodeJSONValue(a)
+	vb, errB := decodeJSONValue(b)
+	return errA == nil && errB == nil && reflect.DeepEqual(va, vb)
 }
