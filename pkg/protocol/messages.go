@@ -1,5 +1,7 @@
 package protocol
 
+import "time"
+
 // PushRequest is the body of POST /sync/push: one client's mutations in the
 // order it made them. The server applies them in that order.
 type PushRequest struct {
@@ -68,3 +70,34 @@ const (
 	CodeVersion      = "VERSION"
 	CodeInternal     = "INTERNAL"
 )
+
+// The HTTP surface (paths relative to the server's origin).
+const (
+	PathPush    = "/sync/push"
+	PathPull    = "/sync/pull"
+	PathEvents  = "/sync/events"
+	PathHealthz = "/healthz"
+)
+
+// VersionHeader carries the protocol version on every request. A server
+// answers a missing header as Version, and another value with 400 VERSION.
+const VersionHeader = "Opfsync-Protocol"
+
+// MaxClockSkew is how far ahead of the server's clock a mutation's stamp may
+// be. A stamp further in the future is re-stamped with the server's clock
+// (clamped, not refused), so a client with a wrong or lying clock cannot win
+// every conflict and still loses no edit.
+const MaxClockSkew = 60 * time.Second
+
+// Server-sent events on PathEvents. The server sends EventPoke when the
+// caller's data changed (and once right after connecting), with a
+// PokeData payload; comment lines (": ping") keep the stream alive.
+const (
+	EventPoke = "poke"
+)
+
+// PokeData is the data of a poke event: the newest cursor the server has
+// for the caller (a client already at it need not pull).
+type PokeData struct {
+	Cursor string `json:"cursor"`
+}

@@ -27,17 +27,9 @@ var (
 // fields).
 type Record map[string]any
 
-// marshalJSON encodes v in the engine's one canonical form (no HTML
-// escaping, no trailing newline), so equal values have equal bytes.
-func marshalJSON(v any) (json.RawMessage, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
-}
+// marshalJSON encodes v in the protocol's canonical form, so equal values
+// have equal bytes.
+func marshalJSON(v any) (json.RawMessage, error) { return protocol.Marshal(v) }
 
 // normalizeValue checks v against the field type and returns its canonical
 // JSON. Null (nil) is valid for every type.
