@@ -31,8 +31,9 @@ type Engine struct {
 	reqs     chan func()
 	stopped  chan struct{} // closed when the engine goroutine has exited
 	events   *dispatcher
-	closeMu  sync.Mutex
+	closeMu  sync.Mutex // guards isClosed and syncer
 	isClosed bool
+	syncer   *Syncer
 
 	// Owned by the engine goroutine.
 	conn     *sqlite3.Conn
@@ -260,7 +261,11 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.isClosed = true
+	s := e.syncer
 	e.closeMu.Unlock()
+	if s != nil {
+		s.Stop()
+	}
 	err := e.call(context.Background(), func() error {
 		e.quit = true
 		return e.closeConn()
@@ -293,6 +298,19 @@ func (e *Engine) closeConn() error {
 // function that unsubscribes.
 func (e *Engine) Subscribe(fn func(Event)) (unsubscribe func()) { return e.events.subscribe(fn) }
 
+// Status returns the sync status: the sync loop's when it runs, otherwise
+// offline with the outbox size.
+func (e *Engine) Status(ctx context.Context) (Status, error) {
+	e.closeMu.Lock()
+	s := e.syncer
+	e.closeMu.Unlock()
+	if s != nil {
+		return s.Status(), nil
+	}
+	n, err := e.PendingCount(ctx)
+	return Status{Pending: n}, err
+}
+
 // ClientID returns the database's stable client id (also the HLC node id).
 func (e *Engine) ClientID() string { return e.clientID }
 
@@ -312,6 +330,7 @@ func (e *Engine) Version(ctx context.Context) (uint64, error) {
 type txn struct {
 	tables map[string]bool
 	events []Event
+	queued bool // local mutations were added to the outbox
 }
 
 func (t *txn) touch(table string) {
@@ -364,7 +383,7 @@ func (e *Engine) write(fn func(t *txn) error) (err error) {
 			tables = append(tables, name)
 		}
 		slices.Sort(tables)
-		e.events.emit(&ChangeEvent{Tables: tables, Version: e.version})
+		e.events.emit(&ChangeEvent{Tables: tables, Version: e.version, Queued: t.queued})
 	}
 	e.events.emit(t.events...)
 	return nil

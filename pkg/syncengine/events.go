@@ -11,10 +11,13 @@ type Event interface{ eventKind() string }
 
 // ChangeEvent follows every commit that changed data. Tables names the
 // collections (and engine tables such as "pending") the commit touched;
-// Version is the mutationVersion after the commit.
+// Version is the mutationVersion after the commit; Queued is set when the
+// commit added local mutations to the outbox (so there is something to
+// push).
 type ChangeEvent struct {
 	Tables  []string `json:"tables"`
 	Version uint64   `json:"version"`
+	Queued  bool     `json:"queued,omitempty"`
 }
 
 // ConflictEvent says a user's own pending edit of a field lost to a newer

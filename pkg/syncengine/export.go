@@ -230,6 +230,7 @@ func (e *Engine) importRecord(t *txn, rs *protocol.RecordState) (importOutcome, 
 	}
 	t.touch(ci.name)
 	t.touch("pending")
+	t.queued = true
 	if !cur.exists() {
 		return importInserted, nil
 	}

@@ -244,6 +244,7 @@ func (e *Engine) applyLocal(t *txn, p preparedWrite) (string, error) {
 	}
 	t.touch(ci.name)
 	t.touch("pending")
+	t.queued = true
 	return m.mutationID, nil
 }
 
