@@ -6,12 +6,13 @@ DIST := web/dist
 WASM_FLAGS := -trimpath -ldflags='-s -w'
 FUZZTIME ?= 10s
 
-.PHONY: all build wasm test test-go test-wasm-node test-wasm-smoke fuzz vet bench bench-go run clean
+.PHONY: all build wasm server test test-go test-wasm-node test-wasm-smoke fuzz vet bench bench-go run clean
 
 all: build
 
-## build: the wasm engine and its loader into web/dist/
-build: wasm
+## build: the wasm engine and its loader into web/dist/, and the sync
+## server into bin/opfsync-server
+build: wasm server
 
 wasm: $(DIST)/opfsync.wasm $(DIST)/wasm_exec.js
 
@@ -19,6 +20,12 @@ $(DIST)/opfsync.wasm: go.mod go.sum $(shell find wasm pkg -name '*.go' -not -nam
 	@mkdir -p $(DIST)
 	GOOS=js GOARCH=wasm $(GO) build $(WASM_FLAGS) -o $@ ./wasm
 	@ls -l $@ | awk '{printf "built %s: %.1f MB\n", $$9, $$5/1e6}'
+
+server: bin/opfsync-server
+
+bin/opfsync-server: go.mod go.sum $(shell find cmd pkg -name '*.go' -not -name '*_test.go')
+	@mkdir -p bin
+	$(GO) build -trimpath -o $@ ./cmd/opfsync-server
 
 # wasm_exec.js must come from the toolchain that built the wasm.
 $(DIST)/wasm_exec.js: $(GOROOT)/lib/wasm/wasm_exec.js
@@ -63,10 +70,16 @@ bench-go:
 	@mkdir -p bench-results
 	$(GO) test -run='^$$' -bench=. -benchmem -count=5 ./pkg/syncengine | tee bench-results/go-bench.txt
 
-## run: until the sync server exists (next issue) this only builds.
+## run: build everything, then start the sync server on 127.0.0.1:8080 with
+## the SQLite file data/opfsync.db, serving web/ at /, and a development
+## token (make run TOKEN=... to choose another). Ctrl-C stops it.
+TOKEN ?= dev-token
+ADDR ?= 127.0.0.1:8080
 run: build
-	@echo "make run: built $(DIST)/. The sync server (cmd/opfsync-server) does not exist yet;"
-	@echo "it arrives with the sync issue, and then 'make run' starts it. Nothing is running."
+	@echo "opfsync-server: http://$(ADDR)/  (development token: $(TOKEN))"
+	@echo "  try: curl -s http://$(ADDR)/healthz"
+	@echo "       curl -s -H 'Authorization: Bearer $(TOKEN)' 'http://$(ADDR)/sync/pull'"
+	exec bin/opfsync-server -addr $(ADDR) -db ./data/opfsync.db -static web -token $(TOKEN)
 
 clean:
 	rm -rf $(DIST) bin

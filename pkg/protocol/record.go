@@ -92,8 +92,10 @@ type Op string
 
 // Mutation kinds. Put writes every declared field (absent ones as null) and
 // DeletedField=false; Patch writes some fields and never DeletedField;
-// Delete writes only DeletedField=true; Merge carries fields with their
-// original stamps (import, migration) and may include DeletedField.
+// Delete writes only DeletedField=true; Merge re-sends fields written
+// elsewhere (an import) under their original stamp and may include
+// DeletedField: a record whose fields carry different stamps becomes one
+// Merge per stamp, since a Mutation has one HLC.
 const (
 	OpPut    Op = "put"
 	OpPatch  Op = "patch"

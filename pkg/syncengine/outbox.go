@@ -62,12 +62,17 @@ func (e *Engine) MarkPushFailed(ctx context.Context, mutationIDs []string, reaso
 // outbox, its optimistic effect disappears from the visible state, and a
 // RejectedEvent is emitted. Results for mutations no longer queued are
 // ignored, so acking twice is harmless. A user edit that the server's state
-// shows lost raises a ConflictEvent.
+// shows lost raises a ConflictEvent (once the store is hydrated: like pull
+// pages, push results during the initial hydration raise none).
 func (e *Engine) AckPush(ctx context.Context, results []protocol.MutationResult) error {
 	return e.call(ctx, func() error {
 		return e.write(func(t *txn) error {
+			ps, err := e.readPullState()
+			if err != nil {
+				return err
+			}
 			for i := range results {
-				if err := e.ackOne(t, &results[i]); err != nil {
+				if err := e.ackOne(t, &results[i], ps.Hydrated); err != nil {
 					return err
 				}
 			}
@@ -76,7 +81,7 @@ func (e *Engine) AckPush(ctx context.Context, results []protocol.MutationResult)
 	})
 }
 
-func (e *Engine) ackOne(t *txn, r *protocol.MutationResult) error {
+func (e *Engine) ackOne(t *txn, r *protocol.MutationResult, reportConflicts bool) error {
 	var m *pendingMut
 	err := e.stmts.query(`SELECT `+pendingColumns+` FROM pending WHERE mutation_id = ?`, []any{r.MutationID},
 		func(st *sqlite3.Stmt) error {
@@ -137,7 +142,9 @@ func (e *Engine) ackOne(t *txn, r *protocol.MutationResult) error {
 		return nil
 	}
 	after := fold(newBase, rest)
-	t.events = append(t.events, conflictsBetween(m.collection, m.id, before, after)...)
+	if reportConflicts {
+		t.events = append(t.events, conflictsBetween(m.collection, m.id, before, after)...)
+	}
 	if err := e.writeVisible(ci, m.id, after); err != nil {
 		return storageErr("write "+ci.name, err)
 	}

@@ -1,0 +1,27 @@
+// Command opfsync-server runs the opfsync sync server: the sync protocol
+// (pkg/syncserver) on a SQLite file, and optionally a folder of static files
+// (the JS client, the wasm engine, a demo) at "/".
+//
+//	opfsync-server -addr 127.0.0.1:8080 -db ./data/opfsync.db -static web -token dev-token
+//
+// At least one of -token (one development token for user "dev") and
+// -tokens (a JSON file mapping tokens to user ids) is required. The server
+// logs "listening" with the actual address and URL (so -addr host:0 works),
+// and shuts down gracefully on SIGINT or SIGTERM: it stops accepting
+// connections, ends event streams, finishes the requests in flight, closes
+// the store and exits 0.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/opfsync/opfsync/pkg/protocol"
+	"github.com/opfsync/opfsync/pkg/syncserver"
+)
+
+// HTTP server limits. Event streams lift the read and write timeouts for
+// themselves; everything else must finish within them.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 60 * time.Second // a full push body on a slow link
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+	shutdownTimeout   = 25 * time.Second // in-flight requests get this long to finish
+)
+
+// run is the whole program: it serves until ctx ends, then shuts down. It
+// returns the exit code: 0 after a clean shutdown, 2 for a bad command line,
+// 1 for any other failure.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if err != nil {
+		log.Error("bad command line", "err", err)
+		return 2
+	}
+	tokens, err := loadTokens(cfg)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 2
+	}
+	srv, store, err := setup(ctx, cfg, tokens, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	return serve(ctx, srv, store, cfg.addr, log)
+}
+
+// setup opens the store and builds the HTTP server.
+func setup(ctx context.Context, cfg config, tokens syncserver.Tokens, log *slog.Logger) (*http.Server, syncserver.Store, error) {
+	var static http.Handler
+	if cfg.static != "" {
+		var err error
+		if static, err = staticHandler(cfg.static); err != nil {
+			return nil, nil, err
+		}
+	}
+	if dir := filepath.Dir(cfg.db); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("-db: create directory: %w", err)
+		}
+	}
+	store, err := syncserver.OpenSQLite(ctx, cfg.db)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := syncserver.New(syncserver.Options{Store: store, Auth: tokens, Logger: log})
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/sync/", h)
+	mux.Handle(protocol.PathHealthz, h)
+	if static != nil {
+		mux.Handle("/", static)
+	} else {
+		mux.Handle("/", h) // answers 404 NOT_FOUND as JSON
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	srv.RegisterOnShutdown(h.CloseStreams)
+	log.Info("opfsync-server ready", "db", cfg.db, "static", cfg.static, "tokens", len(tokens))
+	return srv, store, nil
+}
+
+// serve listens on addr and serves until ctx ends or the server fails, then
+// shuts down gracefully and closes the store.
+func serve(ctx context.Context, srv *http.Server, store syncserver.Store, addr string, log *slog.Logger) int {
+	code := serveUntilDone(ctx, srv, addr, log)
+	if err := store.Close(); err != nil {
+		log.Error("close store", "err", err)
+		code = 1
+	}
+	log.Info("opfsync-server stopped", "exit", code)
+	return code
+}
+
+// serveUntilDone serves on addr until ctx ends (then shuts down gracefully:
+// no new connections, event streams ended, requests in flight finished) or
+// the server fails.
+func serveUntilDone(ctx context.Context, srv *http.Server, addr string, log *slog.Logger) int {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Error("cannot listen", "addr", addr, "err", err)
+		return 1
+	}
+	log.Info("opfsync-server listening", "addr", ln.Addr().String(), "url", listenURL(ln.Addr()))
+	failed := make(chan error, 1)
+	go func() { failed <- srv.Serve(ln) }()
+	select {
+	case err := <-failed:
+		log.Error("server failed", "err", err)
+		return 1
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("shutdown: requests still running were cut", "err", err)
+		srv.Close()
+		return 1
+	}
+	return 0
+}
+
+// listenURL is the http URL of a listening address (an unspecified host
+// becomes localhost).
+func listenURL(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return "http://" + a.String()
+	}
+	host := tcp.IP.String()
+	if tcp.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
+}

@@ -1,0 +1,86 @@
+package syncserver
+
+import (
+	"context"
+	"time"
+
+	"github.com/opfsync/opfsync/pkg/protocol"
+)
+
+// Store is the server's durable state: per user, the records (every field
+// with its stamp, tombstones included), each with the change position of its
+// latest save, and the verdict given to every mutation id the user pushed.
+//
+// A Store holds no protocol logic; the Handler validates, deduplicates,
+// clamps and merges, and a Store only keeps what it is given. Every method is
+// scoped to one user: no method can read or write another user's data.
+// Implementations must be safe for concurrent use.
+type Store interface {
+	// Update runs fn in one read-write transaction on user's data and
+	// commits it when fn returns nil; when fn returns an error, nothing fn
+	// did is kept and Update returns that error. Transactions are
+	// serialisable, and when Update returns nil the commit is durable (a
+	// client forgets a mutation once the server acknowledged it). A Tx is
+	// valid only while fn runs.
+	Update(ctx context.Context, user string, fn func(Tx) error) error
+
+	// Changes returns, in position order, up to limit of user's records whose
+	// latest change position is greater than after. Every record appears
+	// at most once, with its current state (tombstones included). Positions
+	// visible to Changes never appear later below an already visible one: a
+	// commit's positions are all greater than those of every commit
+	// visible before it.
+	Changes(ctx context.Context, user string, after int64, limit int) ([]Change, error)
+
+	// Head returns the greatest change position of user's records, 0 when
+	// the user has none.
+	Head(ctx context.Context, user string) (int64, error)
+
+	// Ping checks that the store can be read.
+	Ping(ctx context.Context) error
+
+	// Close releases the store. Calls after Close fail.
+	Close() error
+}
+
+// Tx is one Store.Update transaction on one user's data. Reads see the
+// transaction's own writes.
+type Tx interface {
+	// Verdict returns the verdict stored for mutationID, or ok=false when
+	// the id has not been seen.
+	Verdict(mutationID string) (v Verdict, ok bool, err error)
+
+	// SaveVerdict stores the verdict for v.MutationID, which must not have
+	// one yet.
+	SaveVerdict(v Verdict) error
+
+	// Record returns the fields of the record collection/id, or ok=false
+	// when it does not exist. The caller may modify the returned map.
+	Record(collection, id string) (fields protocol.Fields, ok bool, err error)
+
+	// SaveRecord stores fields as the whole state of collection/id and
+	// gives the record the next change position, greater than every
+	// position given before (for any user), which it returns.
+	SaveRecord(collection, id string, fields protocol.Fields) (position int64, err error)
+}
+
+// Verdict is what the server decided about one mutation id, kept so that a
+// retried mutation is answered the same way and applied at most once.
+// Status is protocol.StatusApplied or protocol.StatusRejected (a duplicate is
+// an answer, never a stored verdict); Error is set exactly for rejections.
+type Verdict struct {
+	MutationID string
+	Status     protocol.MutationStatus
+	Error      *protocol.ErrorBody
+	ClientID   string // the client that pushed it first
+	Collection string
+	RecordID   string
+	At         time.Time // when the verdict was given
+}
+
+// Change is one record in a Changes answer: its current state and the
+// position of its latest change.
+type Change struct {
+	Position int64
+	Record   protocol.RecordState
+}

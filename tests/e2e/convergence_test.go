@@ -1,0 +1,259 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opfsync/opfsync/pkg/protocol"
+	"github.com/opfsync/opfsync/pkg/syncengine"
+	"github.com/opfsync/opfsync/pkg/syncserver"
+)
+
+// TestConvergenceThroughFaultsAndARestart is the sync issue's convergence
+// test: several engines and a real server on loopback, a fault-injecting
+// proxy in front of each engine, random offline periods, random colliding
+// writes, and a server restart half way. At the end every engine shows the
+// same state, equal to the server's; every mutation made was applied
+// exactly once; every outbox is empty.
+func TestConvergenceThroughFaultsAndARestart(t *testing.T) {
+	const engines = 4
+	duration := 8 * time.Second
+	if testing.Short() {
+		duration = 3 * time.Second
+	}
+	seed := rand.Uint64()
+	if s := os.Getenv("OPFSYNC_E2E_SEED"); s != "" {
+		seed, _ = strconv.ParseUint(s, 10, 64)
+	}
+	t.Logf("seed %d (rerun with OPFSYNC_E2E_SEED=%d)", seed, seed)
+	start := time.Now()
+
+	srv := startServer(t, nil)
+	var proxies []*faultProxy
+	var clients []*client
+	for i := range engines {
+		p := newFaultProxy(seed+uint64(i), srv.URL)
+		t.Cleanup(p.Close)
+		proxies = append(proxies, p)
+		clients = append(clients, newClient(t, fmt.Sprintf("engine%d", i), p.URL()))
+	}
+
+	// Workload: each engine writes at random on a small id space, so writes
+	// collide, and goes offline now and then.
+	var (
+		mu      sync.Mutex
+		made    []string // mutation ids the engines reported as queued
+		ops     = map[string]int{}
+		stop    = make(chan struct{})
+		workers sync.WaitGroup
+	)
+	for i, c := range clients {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(i)))
+			offlineUntil := time.Time{}
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Duration(rng.IntN(15)) * time.Millisecond):
+				}
+				if time.Now().After(offlineUntil) && proxies[i].offline.Load() {
+					proxies[i].offline.Store(false)
+					c.sync.SetOnline(true)
+				} else if rng.IntN(200) == 0 {
+					offlineUntil = time.Now().Add(time.Duration(200+rng.IntN(800)) * time.Millisecond)
+					proxies[i].offline.Store(true)
+					if rng.IntN(2) == 0 {
+						c.sync.SetOnline(false) // the browser noticed
+					}
+				}
+				id := "r" + strconv.Itoa(rng.IntN(8))
+				var res syncengine.WriteResult
+				var err error
+				kind := ""
+				switch x := rng.IntN(10); {
+				case x < 4:
+					kind = "put"
+					res, err = c.Put(context.Background(), "items", syncengine.Record{
+						"id": id, "title": fmt.Sprintf("%s by %s #%d", id, c.name, rng.IntN(1000)),
+						"n": rng.IntN(100), "done": rng.IntN(2) == 0, "tags": []any{c.name, "<&>"},
+					})
+				case x < 8:
+					kind = "patch"
+					fields := syncengine.Record{"n": rng.IntN(100)}
+					if rng.IntN(2) == 0 {
+						fields["title"] = "patched by " + c.name
+					}
+					res, err = c.Patch(context.Background(), "items", id, fields)
+					if syncengine.CodeOf(err) == syncengine.CodeNotFound {
+						continue
+					}
+				default:
+					kind = "delete"
+					res, err = c.Delete(context.Background(), "items", id)
+				}
+				if err != nil {
+					t.Errorf("%s %s %s: %v", c.name, kind, id, err)
+					return
+				}
+				mu.Lock()
+				made = append(made, res.MutationIDs...)
+				ops[kind]++
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(duration / 2)
+	srv.restart()
+	time.Sleep(duration / 2)
+	close(stop)
+	workers.Wait()
+	if t.Failed() {
+		return
+	}
+
+	// Drain: faults off, everyone online, sync until all outboxes are empty
+	// and every engine has pulled everything.
+	for i, p := range proxies {
+		p.faulty.Store(false)
+		p.offline.Store(false)
+		clients[i].sync.SetOnline(true)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		empty := true
+		for _, c := range clients {
+			c.sync.SyncNow(context.Background())
+			if c.pending(t) != 0 {
+				empty = false
+			}
+		}
+		if empty {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("outboxes did not drain within 60 s")
+		}
+	}
+	for _, c := range clients {
+		if err := c.sync.SyncNow(context.Background()); err != nil {
+			t.Fatalf("%s final sync: %v", c.name, err)
+		}
+	}
+
+	// Every engine shows the same rows.
+	want := clients[0].rows(t)
+	for _, c := range clients[1:] {
+		if got := c.rows(t); got != want {
+			t.Fatalf("%s differs from %s:\n%s\n%s", c.name, clients[0].name, got, want)
+		}
+	}
+	// And holds exactly the server's records, field by field with stamps.
+	server := serverRecords(t, srv)
+	for _, c := range clients {
+		d, err := c.Export(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(canonicalRecords(t, d.Records), canonicalRecords(t, server)) {
+			t.Fatalf("%s's records differ from the server's:\n%v\n%v", c.name, canonicalRecords(t, d.Records), canonicalRecords(t, server))
+		}
+	}
+	// Every mutation made was applied, exactly once, and nothing else was.
+	stats, err := srv.store.Stats(context.Background(), "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Applied != int64(len(made)) || stats.Rejected != 0 {
+		t.Fatalf("server applied %d and rejected %d mutations; the engines made %d", stats.Applied, stats.Rejected, len(made))
+	}
+	err = srv.store.Update(context.Background(), "dev", func(tx syncserver.Tx) error {
+		for _, id := range made {
+			v, ok, err := tx.Verdict(id)
+			if err != nil {
+				return err
+			}
+			if !ok || v.Status != protocol.StatusApplied {
+				return fmt.Errorf("mutation %s: verdict %+v, found %v", id, v, ok)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	faults := map[string]int{}
+	total := 0
+	for _, p := range proxies {
+		for k, v := range p.Counts() {
+			faults[k] += v
+			total += v
+		}
+	}
+	t.Logf("converged: %d engines, %d operations %v (%d mutations), %d server restart(s), %d faults injected %v, %d records, %.1f s",
+		engines, len(made), ops, len(made), srv.restarts, total, faults, len(server), time.Since(start).Seconds())
+	if total == 0 || faults["response dropped after the server applied"] == 0 || faults["request duplicated"] == 0 {
+		t.Fatalf("the proxies injected too few faults to mean anything: %v", faults)
+	}
+}
+
+// serverRecords pulls every record of user dev straight from the server.
+func serverRecords(t *testing.T, srv *testServer) []protocol.RecordState {
+	t.Helper()
+	var out []protocol.RecordState
+	cursor := ""
+	for {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL()+protocol.PathPull+"?limit=1000&cursor="+cursor, nil)
+		req.Header.Set("Authorization", "Bearer "+devToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page protocol.PullResponse
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("pull from the server: %d %v", resp.StatusCode, err)
+		}
+		out = append(out, page.Changes...)
+		cursor = page.Cursor
+		if !page.HasMore {
+			return out
+		}
+	}
+}
+
+// canonicalRecords renders records as sorted canonical JSON lines.
+func canonicalRecords(t *testing.T, recs []protocol.RecordState) []string {
+	t.Helper()
+	out := make([]string, 0, len(recs))
+	for _, r := range recs {
+		fields := map[string]any{}
+		for name, f := range r.Fields {
+			var v any
+			if err := json.Unmarshal(f.Value, &v); err != nil {
+				t.Fatal(err)
+			}
+			fields[name] = []any{v, f.HLC.String(), string(f.Origin)}
+		}
+		raw, err := protocol.Marshal(map[string]any{"c": r.Collection, "id": r.ID, "f": fields})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(raw))
+	}
+	slices.Sort(out)
+	return out
+}
