@@ -112,6 +112,9 @@ func (e *Engine) open(ctx context.Context) error {
 	if err := e.resetInterruptedPull(); err != nil {
 		return err
 	}
+	if err := e.pruneRequests(); err != nil {
+		return err
+	}
 	return e.applyAppSchema(e.opts.Schema)
 }
 
@@ -387,4 +390,25 @@ func (e *Engine) write(fn func(t *txn) error) (err error) {
 	}
 	e.events.emit(t.events...)
 	return nil
+}
+
+// IntegrityCheck runs SQLite's PRAGMA integrity_check and returns its
+// answer ("ok" for a sound database).
+func (e *Engine) IntegrityCheck(ctx context.Context) (string, error) {
+	var out []string
+	err := e.call(ctx, func() error {
+		if e.conn == nil {
+			return ErrClosed
+		}
+		st, _, err := e.conn.Prepare(`PRAGMA integrity_check`)
+		if err != nil {
+			return storageErr("integrity check", err)
+		}
+		defer st.Close()
+		for st.Step() {
+			out = append(out, st.ColumnText(0))
+		}
+		return storageErr("integrity check", st.Err())
+	})
+	return strings.Join(out, "\n"), err
 }

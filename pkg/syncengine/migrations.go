@@ -60,6 +60,17 @@ CREATE TABLE pull_state (
 );
 INSERT INTO pull_state (id, state) VALUES (1, 'Idle');
 `},
+	{2, "applied write requests", `
+-- applied_requests: the write requests already applied, by the caller's
+-- request id, with the answer given, so a retried request (e.g. re-sent by
+-- another tab after the leader died) is answered again instead of applied
+-- twice. Rows older than requestMemory are pruned at open.
+CREATE TABLE applied_requests (
+	request_id TEXT PRIMARY KEY,
+	result     TEXT NOT NULL,
+	at         INTEGER NOT NULL
+) WITHOUT ROWID;
+`},
 }
 
 // EngineSchemaVersion is the newest engine schema this build knows.

@@ -81,7 +81,7 @@ const (
 // reservedTables are the engine's own tables (and its index
 // pending_by_record, since tables and indexes share one SQL namespace); no
 // collection may take their name.
-var reservedTables = []string{"schema_migrations", "meta", "base", "pending", "pull_state", "pending_by_record"}
+var reservedTables = []string{"schema_migrations", "meta", "base", "pending", "pull_state", "pending_by_record", "applied_requests"}
 
 // UpdatedAtColumn is the derived column every collection has: the wall time
 // (Unix ms) of the record's newest field stamp.

@@ -282,7 +282,7 @@ func TestSchemaTablesAndIndexes(t *testing.T) {
 		})
 	}
 	if got, want := sqlObjects(te), map[string]string{
-		"meta": "table", "base": "table", "pending": "table", "pull_state": "table", "schema_migrations": "table",
+		"meta": "table", "base": "table", "pending": "table", "pull_state": "table", "schema_migrations": "table", "applied_requests": "table",
 		"pending_by_record": "index",
 		"todos":             "table", "notes": "table", "audit": "table",
 		"todos__updated_at": "index", "notes__updated_at": "index", "audit__updated_at": "index",

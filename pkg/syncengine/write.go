@@ -9,7 +9,9 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/ncruces/go-sqlite3"
 	"github.com/opfsync/opfsync/pkg/protocol"
 )
 
@@ -26,8 +28,8 @@ type Write struct {
 // WriteResult reports a committed batch of writes: the mutation ids queued
 // in the outbox (in order) and the mutationVersion after the commit.
 type WriteResult struct {
-	MutationIDs []string
-	Version     uint64
+	MutationIDs []string `json:"mutationIds"`
+	Version     uint64   `json:"version"`
 }
 
 // Put upserts a whole record (rec["id"] names it): declared fields missing
@@ -60,11 +62,31 @@ func (e *Engine) Delete(ctx context.Context, collection, id string) (WriteResult
 // stamp, and bumps the mutationVersion. If any write is invalid nothing is
 // written and the error (CodeValidation, CodeNotFound) names it.
 func (e *Engine) Apply(ctx context.Context, writes ...Write) (WriteResult, error) {
+	return e.ApplyRequest(ctx, "", writes...)
+}
+
+// requestMemory is how long applied request ids are remembered.
+const requestMemory = 7 * 24 * time.Hour
+
+// ApplyRequest is Apply made exactly-once across retries: requestID (when
+// not empty) is recorded with the result in the same transaction, and a
+// request whose id was already applied is answered with that result
+// without writing anything again. Ids are remembered for a week.
+func (e *Engine) ApplyRequest(ctx context.Context, requestID string, writes ...Write) (WriteResult, error) {
 	var res WriteResult
 	if len(writes) == 0 {
 		return res, errorf(CodeValidation, "no writes given")
 	}
+	if len(requestID) > 128 {
+		return res, errorf(CodeValidation, "request id is longer than 128 bytes")
+	}
 	err := e.call(ctx, func() error {
+		if requestID != "" {
+			done, err := e.appliedRequest(requestID, &res)
+			if err != nil || done {
+				return err
+			}
+		}
 		prepared := make([]preparedWrite, len(writes))
 		for i, w := range writes {
 			p, err := e.prepareWrite(w)
@@ -88,7 +110,11 @@ func (e *Engine) Apply(ctx context.Context, writes ...Write) (WriteResult, error
 				}
 				res.MutationIDs = append(res.MutationIDs, id)
 			}
-			return nil
+			if requestID == "" {
+				return nil
+			}
+			res.Version = e.version + 1 // what write() is about to commit
+			return e.recordRequest(requestID, res)
 		})
 		res.Version = e.version
 		return err
@@ -97,6 +123,34 @@ func (e *Engine) Apply(ctx context.Context, writes ...Write) (WriteResult, error
 		return WriteResult{}, err
 	}
 	return res, nil
+}
+
+// appliedRequest loads the recorded result of requestID, if it was applied.
+func (e *Engine) appliedRequest(requestID string, res *WriteResult) (bool, error) {
+	var found bool
+	err := e.stmts.query(`SELECT result FROM applied_requests WHERE request_id = ?`, []any{requestID}, func(st *sqlite3.Stmt) error {
+		found = true
+		return json.Unmarshal(st.ColumnRawText(0), res)
+	})
+	if err != nil {
+		return false, storageErr("read applied requests", err)
+	}
+	return found, nil
+}
+
+func (e *Engine) recordRequest(requestID string, res WriteResult) error {
+	raw, err := marshalJSON(res)
+	if err != nil {
+		return &Error{Code: CodeInternal, Message: "encode request result", Err: err}
+	}
+	return storageErr("record request", e.stmts.exec(
+		`INSERT INTO applied_requests (request_id, result, at) VALUES (?, ?, ?)`, requestID, raw, e.opts.now()))
+}
+
+// pruneRequests forgets request ids older than requestMemory (at open).
+func (e *Engine) pruneRequests() error {
+	return storageErr("prune applied requests", e.stmts.exec(
+		`DELETE FROM applied_requests WHERE at < ?`, e.opts.now()-requestMemory.Milliseconds()))
 }
 
 func wrapIndex(i int, err error) error {
