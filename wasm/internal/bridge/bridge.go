@@ -1,0 +1,172 @@
+// Package bridge serves the JS client's requests with the engine: it decodes
+// the page's messages (wasm/BRIDGE.md), runs each op, and posts answers and
+// engine events back as JSON strings. It has no syscall/js: the worker's
+// main (wasm/) gives it a function that posts a string and a function that
+// opens storage, so it is tested natively too.
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+
+	"github.com/opfsync/opfsync/pkg/protocol"
+	"github.com/opfsync/opfsync/pkg/syncengine"
+)
+
+// Storage is an opened place for one database: the SQLite filename and VFS
+// to give the engine, what kind it is ("opfs" or "memory"), and how to
+// release it after the engine closed.
+type Storage struct {
+	Path  string
+	VFS   string
+	Kind  string
+	Close func() error
+}
+
+// StorageOpener opens the storage of kind ("opfs" or "memory") for the
+// database name. It fails with a *syncengine.Error (CodeLocked when another
+// context holds the database, CodeStorage when the storage is unavailable).
+type StorageOpener func(ctx context.Context, name, kind string) (Storage, error)
+
+// Bridge owns at most one open engine and serves requests in the order they
+// arrive (so a read sent after a write sees it); only sync runs alongside.
+type Bridge struct {
+	post    func(string)
+	storage StorageOpener
+	http    syncengine.Transport // nil: an HTTPTransport per open (tests may inject one)
+
+	mu    sync.Mutex
+	cond  *sync.Cond
+	queue []string
+
+	// Owned by the serving goroutine.
+	eng     *syncengine.Engine
+	syncer  *syncengine.Syncer
+	store   Storage
+	unsub   func()
+	storeMu sync.Mutex // guards eng/syncer for the sync goroutines
+}
+
+// New returns a bridge that posts answers and events with post and opens
+// storage with storage, and starts serving.
+func New(post func(string), storage StorageOpener) *Bridge {
+	b := &Bridge{post: post, storage: storage}
+	b.cond = sync.NewCond(&b.mu)
+	go b.serve()
+	return b
+}
+
+// Receive queues one message from the page. It never blocks (it is called
+// from a JS callback, which must not wait).
+func (b *Bridge) Receive(msg string) {
+	b.mu.Lock()
+	b.queue = append(b.queue, msg)
+	b.mu.Unlock()
+	b.cond.Signal()
+}
+
+func (b *Bridge) next() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.queue) == 0 {
+		b.cond.Wait()
+	}
+	msg := b.queue[0]
+	b.queue[0] = ""
+	b.queue = b.queue[1:]
+	return msg
+}
+
+func (b *Bridge) serve() {
+	for {
+		b.handle(b.next())
+	}
+}
+
+// handle runs one message to its answer.
+func (b *Bridge) handle(msg string) {
+	req, err := decodeRequest(msg)
+	if err != nil {
+		if len(req.ID) > 0 {
+			b.reply(req.ID, nil, &syncengine.Error{Code: syncengine.CodeValidation, Message: err.Error()})
+		} else {
+			b.emit("error", errorBody{Code: string(syncengine.CodeValidation), Message: err.Error()})
+		}
+		return
+	}
+	op, ok := ops[req.Op]
+	if !ok {
+		b.reply(req.ID, nil, &syncengine.Error{Code: syncengine.CodeValidation, Message: "unknown op " + quote(req.Op)})
+		return
+	}
+	if op.needsOpen && b.eng == nil {
+		b.reply(req.ID, nil, syncengine.ErrClosed)
+		return
+	}
+	if op.async {
+		go func() {
+			result, err := op.run(b, req.Args)
+			b.reply(req.ID, result, err)
+		}()
+		return
+	}
+	result, err := op.run(b, req.Args)
+	b.reply(req.ID, result, err)
+}
+
+func quote(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	raw, _ := json.Marshal(s)
+	return string(raw)
+}
+
+// reply posts the answer to request id.
+func (b *Bridge) reply(id json.RawMessage, result any, err error) {
+	a := answer{ID: id}
+	if err != nil {
+		a.Error = errorOf(err)
+	} else {
+		if result == nil {
+			result = struct{}{}
+		}
+		a.Result = result
+	}
+	raw, merr := protocol.Marshal(a)
+	if merr != nil {
+		raw, _ = protocol.Marshal(answer{ID: id, Error: &errorBody{Code: string(syncengine.CodeInternal), Message: "encode answer: " + merr.Error()}})
+	}
+	b.post(string(raw))
+}
+
+// emit posts an event.
+func (b *Bridge) emit(name string, data any) {
+	raw, err := protocol.Marshal(event{Event: name, Data: data})
+	if err != nil {
+		return
+	}
+	b.post(string(raw))
+}
+
+// errorOf turns any error into the typed error the page sees.
+func errorOf(err error) *errorBody {
+	var te *syncengine.TransportError
+	if errors.As(err, &te) {
+		return &errorBody{Code: string(syncengine.CodeNetwork), Message: "sync failed: " + te.Error() + "; the changes stay queued and are retried"}
+	}
+	var ee *syncengine.Error
+	if errors.As(err, &ee) {
+		msg := ee.Message
+		if ee.Err != nil && ee.Code != syncengine.CodeValidation {
+			msg += " (" + ee.Err.Error() + ")"
+		}
+		return &errorBody{Code: string(ee.Code), Message: msg}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &errorBody{Code: string(syncengine.CodeClosed), Message: err.Error()}
+	}
+	return &errorBody{Code: string(syncengine.CodeOf(err)), Message: err.Error()}
+}

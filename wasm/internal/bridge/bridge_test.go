@@ -1,0 +1,282 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opfsync/opfsync/pkg/syncengine"
+	"github.com/opfsync/opfsync/pkg/syncserver"
+)
+
+// page plays the JS client: it sends request strings and collects what the
+// bridge posts back.
+type page struct {
+	t      *testing.T
+	b      *Bridge
+	mu     sync.Mutex
+	nextID int
+	posts  []map[string]json.RawMessage
+	signal chan struct{}
+}
+
+func newPage(t *testing.T) *page {
+	p := &page{t: t, signal: make(chan struct{}, 1)}
+	p.b = New(p.receive, func(ctx context.Context, name, kind string) (Storage, error) {
+		if kind == "memory" {
+			return OpenMemory(name), nil
+		}
+		// Natively, "opfs" stands for a file in the test's temp dir.
+		return Storage{Path: filepath.Join(t.TempDir(), name+".db"), Kind: "file", Close: func() error { return nil }}, nil
+	})
+	t.Cleanup(func() { p.call("close", nil) })
+	return p
+}
+
+func (p *page) receive(msg string) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(msg), &m); err != nil {
+		p.t.Errorf("the bridge posted invalid JSON %q: %v", msg, err)
+		return
+	}
+	p.mu.Lock()
+	p.posts = append(p.posts, m)
+	p.mu.Unlock()
+	select {
+	case p.signal <- struct{}{}:
+	default:
+	}
+}
+
+// send posts a raw message and returns the id it used (or "").
+func (p *page) sendRaw(msg string) { p.b.Receive(msg) }
+
+// call sends op with args and waits for its answer: result or error.
+func (p *page) call(op string, args any) (json.RawMessage, *errorBody) {
+	p.t.Helper()
+	p.mu.Lock()
+	p.nextID++
+	id := p.nextID
+	p.mu.Unlock()
+	msg, _ := json.Marshal(map[string]any{"id": id, "op": op, "args": args})
+	p.b.Receive(string(msg))
+	return p.await(json.RawMessage(mustJSON(id)))
+}
+
+func mustJSON(v any) string {
+	raw, _ := json.Marshal(v)
+	return string(raw)
+}
+
+func (p *page) await(id json.RawMessage) (json.RawMessage, *errorBody) {
+	p.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		p.mu.Lock()
+		for _, m := range p.posts {
+			if string(m["id"]) == string(id) {
+				p.mu.Unlock()
+				if e, ok := m["error"]; ok {
+					var eb errorBody
+					json.Unmarshal(e, &eb)
+					return nil, &eb
+				}
+				return m["result"], nil
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.signal:
+		case <-time.After(20 * time.Millisecond):
+		case <-deadline:
+			p.t.Fatalf("no answer to request %s", id)
+		}
+	}
+}
+
+func (p *page) ok(op string, args any) json.RawMessage {
+	p.t.Helper()
+	res, err := p.call(op, args)
+	if err != nil {
+		p.t.Fatalf("%s: %s %s", op, err.Code, err.Message)
+	}
+	return res
+}
+
+func (p *page) fails(code, op string, args any) string {
+	p.t.Helper()
+	_, err := p.call(op, args)
+	if err == nil || err.Code != code {
+		p.t.Fatalf("%s %v: want %s, got %+v", op, args, code, err)
+	}
+	return err.Message
+}
+
+// events returns the posted events of kind.
+func (p *page) events(kind string) []json.RawMessage {
+	time.Sleep(30 * time.Millisecond)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []json.RawMessage
+	for _, m := range p.posts {
+		if string(m["event"]) == `"`+kind+`"` {
+			out = append(out, m["data"])
+		}
+	}
+	return out
+}
+
+var schema = map[string]any{"version": 1, "collections": map[string]any{
+	"todos": map[string]any{"fields": map[string]any{"title": "text", "done": "boolean", "rank": "integer", "meta": "json"}, "indexes": [][]string{{"done", "rank"}}},
+}}
+
+func TestBridgeServesTheAPI(t *testing.T) {
+	p := newPage(t)
+	p.fails("CLOSED", "get", map[string]any{"collection": "todos", "id": "a"})
+	res := p.ok("open", map[string]any{"name": "app", "schema": schema, "storage": "memory"})
+	var opened openResult
+	json.Unmarshal(res, &opened)
+	if opened.ClientID == "" || opened.Storage != "memory" {
+		t.Fatalf("open answered %s", res)
+	}
+	p.fails("VALIDATION", "open", map[string]any{"name": "app", "schema": schema, "storage": "memory"})
+	p.ok("put", map[string]any{"collection": "todos", "record": map[string]any{"id": "t1", "title": "Buy milk", "done": false, "rank": 3, "meta": map[string]any{"tags": []string{"a"}}}})
+	p.ok("patch", map[string]any{"collection": "todos", "id": "t1", "fields": map[string]any{"done": true}})
+	got := p.ok("get", map[string]any{"collection": "todos", "id": "t1"})
+	var rec map[string]any
+	json.Unmarshal(got, &rec)
+	if rec["done"] != true || rec["rank"] != 3.0 || rec["title"] != "Buy milk" || rec["meta"].(map[string]any)["tags"].([]any)[0] != "a" {
+		t.Fatalf("get answered %s", got)
+	}
+	if got := p.ok("get", map[string]any{"collection": "todos", "id": "missing"}); string(got) != "null" {
+		t.Fatalf("get of a missing id answered %s", got)
+	}
+	q := p.ok("query", map[string]any{"sql": "SELECT id, done, meta, rank FROM todos WHERE done = ? AND rank > ?", "params": []any{true, 2}})
+	if want := `{"rows":[{"id":"t1","done":true,"meta":{"tags":["a"]},"rank":3}],"tables":["todos"],"version":`; !strings.HasPrefix(string(q), want) {
+		t.Fatalf("query answered %s", q)
+	}
+	p.ok("delete", map[string]any{"collection": "todos", "id": "t1"})
+	if got := p.ok("get", map[string]any{"collection": "todos", "id": "t1"}); string(got) != "null" {
+		t.Fatalf("get after delete answered %s", got)
+	}
+	changes := p.events("change")
+	if len(changes) != 3 || !strings.Contains(string(changes[0]), `"tables":["pending","todos"]`) {
+		t.Fatalf("change events %s", changes)
+	}
+	dump := p.ok("export", nil)
+	p.ok("close", nil)
+	p.fails("CLOSED", "get", map[string]any{"collection": "todos", "id": "a"})
+	// A fresh memory store imports the dump.
+	p.ok("open", map[string]any{"name": "app", "schema": schema, "storage": "memory"})
+	imp := p.ok("import", map[string]any{"dump": json.RawMessage(dump)})
+	if string(imp) != `{"inserted":1,"updated":0,"skipped":0}` {
+		t.Fatalf("import answered %s", imp)
+	}
+	if r := p.ok("integrityCheck", nil); string(r) != `{"result":"ok"}` {
+		t.Fatalf("integrity check %s", r)
+	}
+}
+
+func TestBridgeRefusesBadMessages(t *testing.T) {
+	p := newPage(t)
+	p.sendRaw("not json")
+	p.sendRaw(`{"op":"get"}`)
+	if evs := p.events("error"); len(evs) != 2 || !strings.Contains(string(evs[0]), "VALIDATION") {
+		t.Fatalf("error events %s", evs)
+	}
+	p.fails("VALIDATION", "nope", nil)
+	p.fails("VALIDATION", "open", map[string]any{"name": "../etc", "schema": schema})
+	p.fails("VALIDATION", "open", map[string]any{"name": "app", "schema": schema, "storage": "disk"})
+	p.fails("VALIDATION", "open", map[string]any{"name": "app"})
+	p.fails("VALIDATION", "open", map[string]any{"name": "app", "schema": schema, "storag": "memory"})
+	p.fails("SCHEMA", "open", map[string]any{"name": "app", "schema": map[string]any{"version": 0, "collections": map[string]any{}}, "storage": "memory"})
+	p.ok("open", map[string]any{"name": "app", "schema": schema, "storage": "memory"})
+	p.fails("VALIDATION", "put", map[string]any{"collection": "todos", "record": "x"})
+	p.fails("VALIDATION", "put", map[string]any{"collection": "todos", "record": map[string]any{"title": "no id"}})
+	p.fails("VALIDATION", "put", map[string]any{"collection": "todos", "record": map[string]any{"id": "a", "rank": 1.5}})
+	p.fails("VALIDATION", "put", map[string]any{"collection": "nope", "record": map[string]any{"id": "a"}})
+	p.fails("NOT_FOUND", "patch", map[string]any{"collection": "todos", "id": "zz", "fields": map[string]any{"rank": 1}})
+	p.fails("VALIDATION", "query", map[string]any{"sql": "DELETE FROM todos"})
+	p.fails("VALIDATION", "query", map[string]any{"sql": "SELECT ?", "params": []any{map[string]any{"a": 1}}})
+	p.fails("VALIDATION", "sync", nil)
+	p.fails("VALIDATION", "setOnline", nil)
+	p.fails("VALIDATION", "import", map[string]any{"dump": map[string]any{"format": "x"}})
+}
+
+func TestBridgeRequestIDsMakeWritesExactlyOnce(t *testing.T) {
+	p := newPage(t)
+	p.ok("open", map[string]any{"name": "app", "schema": schema, "storage": "memory"})
+	put := map[string]any{"collection": "todos", "record": map[string]any{"id": "a", "rank": 1}, "requestId": "r1"}
+	first := p.ok("put", put)
+	again := p.ok("put", put)
+	if string(first) != string(again) {
+		t.Fatalf("retried request answered %s, first %s", again, first)
+	}
+	q := p.ok("query", map[string]any{"sql": "SELECT count(*) AS n FROM pending"})
+	if !strings.Contains(string(q), `"rows":[{"n":1}]`) {
+		t.Fatalf("outbox after a retried put: %s", q)
+	}
+}
+
+func TestBridgeMigrate(t *testing.T) {
+	p := newPage(t)
+	p.ok("open", map[string]any{"name": "app", "schema": schema, "storage": "memory"})
+	args := map[string]any{"key": "todos-v0", "collection": "todos", "items": []any{
+		map[string]any{"id": "a", "title": "legacy"}, map[string]any{"id": "b", "rank": "x"},
+	}}
+	res := p.ok("migrate", args)
+	if !strings.Contains(string(res), `"imported":1,"skipped":1`) || !strings.Contains(string(res), `"alreadyDone":false`) {
+		t.Fatalf("migrate answered %s", res)
+	}
+	res = p.ok("migrate", args)
+	if !strings.Contains(string(res), `"alreadyDone":true`) {
+		t.Fatalf("second migrate answered %s", res)
+	}
+}
+
+func TestBridgeSyncsWithTheServer(t *testing.T) {
+	store, err := syncserver.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "server.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	h, err := syncserver.New(syncserver.Options{Store: store, Auth: syncserver.Tokens{"tok": "u"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { h.CloseStreams(); srv.Close() })
+
+	a, b := newPage(t), newPage(t)
+	for _, p := range []*page{a, b} {
+		p.ok("open", map[string]any{"name": "app", "schema": schema, "storage": "opfs", "sync": map[string]any{"url": srv.URL, "token": "tok"}})
+	}
+	a.ok("put", map[string]any{"collection": "todos", "record": map[string]any{"id": "x", "title": "from a"}})
+	a.ok("sync", nil)
+	b.ok("sync", nil)
+	if got := b.ok("get", map[string]any{"collection": "todos", "id": "x"}); !strings.Contains(string(got), `"title":"from a"`) {
+		t.Fatalf("b got %s", got)
+	}
+	st := a.ok("status", nil)
+	var status syncengine.Status
+	json.Unmarshal(st, &status)
+	if !status.Online || status.Pending != 0 || status.LastSyncAt == 0 {
+		t.Fatalf("status %s", st)
+	}
+	if len(a.events("status")) == 0 {
+		t.Fatal("no status events")
+	}
+	// A dead server: sync fails with NETWORK and the write stays queued.
+	srv.CloseClientConnections()
+	srv.Close()
+	a.ok("put", map[string]any{"collection": "todos", "record": map[string]any{"id": "y"}})
+	msg := a.fails("NETWORK", "sync", nil)
+	if !strings.Contains(msg, "queued") {
+		t.Fatalf("NETWORK message %q does not say the changes are kept", msg)
+	}
+}

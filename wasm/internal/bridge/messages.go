@@ -1,0 +1,84 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// request is one message from the page: an id (echoed in the answer), an
+// op name and its arguments.
+type request struct {
+	ID   json.RawMessage `json:"id"`
+	Op   string          `json:"op"`
+	Args json.RawMessage `json:"args"`
+}
+
+// answer is the reply to one request: result or error, never both.
+type answer struct {
+	ID     json.RawMessage `json:"id"`
+	Result any             `json:"result,omitempty"`
+	Error  *errorBody      `json:"error,omitempty"`
+}
+
+// event is a message the page did not ask for.
+type event struct {
+	Event string `json:"event"`
+	Data  any    `json:"data"`
+}
+
+// errorBody is the typed error the JS client turns into an Error with .code.
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// maxMessageBytes bounds one message from the page (a record is at most
+// 1 MiB; imports and migrations carry many).
+const maxMessageBytes = 64 << 20
+
+// decodeRequest parses the envelope of a page message. It fails on
+// anything but a JSON object with a numeric or string id, a string op and
+// an optional object of arguments.
+func decodeRequest(msg string) (request, error) {
+	var r request
+	if len(msg) > maxMessageBytes {
+		return r, fmt.Errorf("message is %d bytes, the limit is %d", len(msg), maxMessageBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(msg)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return r, fmt.Errorf("not a request message: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return r, errors.New("not a request message: trailing data")
+	}
+	if len(r.ID) == 0 || !(r.ID[0] == '"' || r.ID[0] == '-' || r.ID[0] >= '0' && r.ID[0] <= '9') {
+		return r, errors.New("request has no id (a number or a string)")
+	}
+	if r.Op == "" {
+		return r, errors.New("request has no op")
+	}
+	if len(r.Args) == 0 || string(r.Args) == "null" {
+		r.Args = json.RawMessage("{}")
+	}
+	if r.Args[0] != '{' {
+		return r, errors.New("request args must be an object")
+	}
+	return r, nil
+}
+
+// decodeArgs decodes an op's arguments strictly: unknown keys are refused
+// (a typo must not be ignored), numbers stay json.Number so integers are
+// exact.
+func decodeArgs(raw json.RawMessage, into any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(into); err != nil {
+		return fmt.Errorf("bad arguments: %v", err)
+	}
+	return nil
+}

@@ -1,0 +1,350 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/opfsync/opfsync/pkg/protocol"
+	"github.com/opfsync/opfsync/pkg/syncengine"
+)
+
+// op is one request kind: its handler, whether it needs an open store, and
+// whether it may run alongside later requests (sync waits on the network).
+type op struct {
+	run       func(b *Bridge, args json.RawMessage) (any, error)
+	needsOpen bool
+	async     bool
+}
+
+var ops map[string]op
+
+func init() {
+	ops = map[string]op{
+		"open":           {run: (*Bridge).open},
+		"close":          {run: (*Bridge).close},
+		"put":            {run: (*Bridge).put, needsOpen: true},
+		"patch":          {run: (*Bridge).patch, needsOpen: true},
+		"delete":         {run: (*Bridge).delete, needsOpen: true},
+		"apply":          {run: (*Bridge).apply, needsOpen: true},
+		"get":            {run: (*Bridge).get, needsOpen: true},
+		"query":          {run: (*Bridge).query, needsOpen: true},
+		"export":         {run: (*Bridge).export, needsOpen: true},
+		"import":         {run: (*Bridge).importDump, needsOpen: true},
+		"migrate":        {run: (*Bridge).migrate, needsOpen: true},
+		"status":         {run: (*Bridge).status, needsOpen: true},
+		"setOnline":      {run: (*Bridge).setOnline, needsOpen: true},
+		"sync":           {run: (*Bridge).sync, needsOpen: true, async: true},
+		"integrityCheck": {run: (*Bridge).integrityCheck, needsOpen: true},
+	}
+}
+
+func validation(format string, args ...any) error {
+	return &syncengine.Error{Code: syncengine.CodeValidation, Message: fmt.Sprintf(format, args...)}
+}
+
+func decode(raw json.RawMessage, into any, op string) error {
+	if err := decodeArgs(raw, into); err != nil {
+		return validation("%s: %v", op, err)
+	}
+	return nil
+}
+
+var storeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+type openArgs struct {
+	Name    string             `json:"name"`
+	Schema  *syncengine.Schema `json:"schema"`
+	Storage string             `json:"storage"`
+	Sync    *struct {
+		URL   string `json:"url"`
+		Token string `json:"token"`
+	} `json:"sync"`
+}
+
+type openResult struct {
+	ClientID    string            `json:"clientId"`
+	Storage     string            `json:"storage"`
+	JournalMode string            `json:"journalMode"`
+	Version     uint64            `json:"version"`
+	Status      syncengine.Status `json:"status"`
+}
+
+func (b *Bridge) open(raw json.RawMessage) (any, error) {
+	var a openArgs
+	if err := decode(raw, &a, "open"); err != nil {
+		return nil, err
+	}
+	if b.eng != nil {
+		return nil, validation("open: the store is already open")
+	}
+	if !storeName.MatchString(a.Name) {
+		return nil, validation("open: name %s must be 1 to 64 letters, digits, '_', '.' or '-'", quote(a.Name))
+	}
+	if a.Storage == "" {
+		a.Storage = "opfs"
+	}
+	if a.Storage != "opfs" && a.Storage != "memory" {
+		return nil, validation("open: storage must be \"opfs\" or \"memory\", not %s", quote(a.Storage))
+	}
+	if a.Schema == nil {
+		return nil, validation("open: a schema is required")
+	}
+	if a.Sync != nil && a.Sync.URL == "" {
+		return nil, validation("open: sync.url is required when sync is given")
+	}
+	ctx := context.Background()
+	st, err := b.storage(ctx, a.Name, a.Storage)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := syncengine.Open(ctx, syncengine.Options{Path: st.Path, VFS: st.VFS, Schema: a.Schema})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	// A first throwaway query pays V8's lazy compilation of the SQLite
+	// code now rather than on the app's first real query.
+	eng.Query(ctx, "SELECT count(*) FROM pending")
+	var syncer *syncengine.Syncer
+	if a.Sync != nil {
+		tr := b.http
+		if tr == nil {
+			tr = &syncengine.HTTPTransport{URL: a.Sync.URL, Token: a.Sync.Token}
+		}
+		if syncer, err = eng.StartSync(syncengine.SyncOptions{Transport: tr}); err != nil {
+			eng.Close()
+			st.Close()
+			return nil, err
+		}
+	}
+	b.storeMu.Lock()
+	b.eng, b.syncer, b.store = eng, syncer, st
+	b.storeMu.Unlock()
+	b.unsub = eng.Subscribe(b.forward)
+	status, _ := b.currentStatus(ctx)
+	return openResult{ClientID: eng.ClientID(), Storage: st.Kind, JournalMode: eng.JournalMode(), Version: mustVersion(eng), Status: status}, nil
+}
+
+func mustVersion(eng *syncengine.Engine) uint64 {
+	v, _ := eng.Version(context.Background())
+	return v
+}
+
+// forward posts an engine event to the page.
+func (b *Bridge) forward(ev syncengine.Event) {
+	switch e := ev.(type) {
+	case *syncengine.StatusEvent:
+		b.emit("status", e.Status)
+	default:
+		b.emit(syncengine.EventKind(ev), ev)
+	}
+}
+
+func (b *Bridge) close(json.RawMessage) (any, error) {
+	if b.eng == nil {
+		return nil, nil
+	}
+	b.storeMu.Lock()
+	eng, st := b.eng, b.store
+	b.eng, b.syncer = nil, nil
+	b.storeMu.Unlock()
+	if b.unsub != nil {
+		b.unsub()
+	}
+	err := eng.Close()
+	if cerr := st.Close(); err == nil && cerr != nil {
+		err = &syncengine.Error{Code: syncengine.CodeStorage, Message: "close storage", Err: cerr}
+	}
+	return nil, err
+}
+
+type writeArgs struct {
+	Collection string            `json:"collection"`
+	Record     syncengine.Record `json:"record"`
+	ID         string            `json:"id"`
+	Fields     syncengine.Record `json:"fields"`
+	Origin     protocol.Origin   `json:"origin"`
+	RequestID  string            `json:"requestId"`
+}
+
+func (b *Bridge) put(raw json.RawMessage) (any, error) {
+	var a writeArgs
+	if err := decode(raw, &a, "put"); err != nil {
+		return nil, err
+	}
+	if a.Record == nil {
+		return nil, validation("put: record must be an object")
+	}
+	id, ok := a.Record["id"].(string)
+	if !ok || id == "" {
+		return nil, validation("put %s: record.id must be a non-empty string", a.Collection)
+	}
+	fields := make(syncengine.Record, len(a.Record))
+	for k, v := range a.Record {
+		if k != "id" {
+			fields[k] = v
+		}
+	}
+	return b.eng.ApplyRequest(context.Background(), a.RequestID, syncengine.Write{Op: protocol.OpPut, Collection: a.Collection, ID: id, Fields: fields, Origin: a.Origin})
+}
+
+func (b *Bridge) patch(raw json.RawMessage) (any, error) {
+	var a writeArgs
+	if err := decode(raw, &a, "patch"); err != nil {
+		return nil, err
+	}
+	if a.Fields == nil {
+		return nil, validation("patch %s/%s: fields must be an object", a.Collection, a.ID)
+	}
+	return b.eng.ApplyRequest(context.Background(), a.RequestID, syncengine.Write{Op: protocol.OpPatch, Collection: a.Collection, ID: a.ID, Fields: a.Fields, Origin: a.Origin})
+}
+
+func (b *Bridge) delete(raw json.RawMessage) (any, error) {
+	var a writeArgs
+	if err := decode(raw, &a, "delete"); err != nil {
+		return nil, err
+	}
+	return b.eng.ApplyRequest(context.Background(), a.RequestID, syncengine.Write{Op: protocol.OpDelete, Collection: a.Collection, ID: a.ID, Origin: a.Origin})
+}
+
+type applyArgs struct {
+	Writes []struct {
+		Op         protocol.Op       `json:"op"`
+		Collection string            `json:"collection"`
+		ID         string            `json:"id"`
+		Fields     syncengine.Record `json:"fields"`
+		Origin     protocol.Origin   `json:"origin"`
+	} `json:"writes"`
+	RequestID string `json:"requestId"`
+}
+
+func (b *Bridge) apply(raw json.RawMessage) (any, error) {
+	var a applyArgs
+	if err := decode(raw, &a, "apply"); err != nil {
+		return nil, err
+	}
+	writes := make([]syncengine.Write, len(a.Writes))
+	for i, w := range a.Writes {
+		writes[i] = syncengine.Write{Op: w.Op, Collection: w.Collection, ID: w.ID, Fields: w.Fields, Origin: w.Origin}
+	}
+	return b.eng.ApplyRequest(context.Background(), a.RequestID, writes...)
+}
+
+func (b *Bridge) get(raw json.RawMessage) (any, error) {
+	var a struct {
+		Collection string `json:"collection"`
+		ID         string `json:"id"`
+	}
+	if err := decode(raw, &a, "get"); err != nil {
+		return nil, err
+	}
+	rec, err := b.eng.Get(context.Background(), a.Collection, a.ID)
+	if err != nil || rec == nil {
+		return json.RawMessage("null"), err
+	}
+	return rec, nil
+}
+
+type queryResult struct {
+	Rows    json.RawMessage `json:"rows"`
+	Tables  []string        `json:"tables"`
+	Version uint64          `json:"version"`
+}
+
+func (b *Bridge) query(raw json.RawMessage) (any, error) {
+	var a struct {
+		SQL    string `json:"sql"`
+		Params []any  `json:"params"`
+	}
+	if err := decode(raw, &a, "query"); err != nil {
+		return nil, err
+	}
+	for i, p := range a.Params {
+		switch p.(type) {
+		case map[string]any, []any:
+			return nil, validation("query: parameter %d is an object or array; pass strings, numbers, booleans or null (JSON.stringify it for a json column)", i+1)
+		}
+	}
+	rows, err := b.eng.Query(context.Background(), a.SQL, a.Params...)
+	if err != nil {
+		return nil, err
+	}
+	out, err := encodeRows(rows)
+	if err != nil {
+		return nil, err
+	}
+	return queryResult{Rows: out, Tables: rows.Tables, Version: rows.Version}, nil
+}
+
+func (b *Bridge) export(json.RawMessage) (any, error) {
+	return b.eng.Export(context.Background())
+}
+
+func (b *Bridge) importDump(raw json.RawMessage) (any, error) {
+	var a struct {
+		Dump json.RawMessage `json:"dump"`
+	}
+	if err := decode(raw, &a, "import"); err != nil {
+		return nil, err
+	}
+	d, err := syncengine.DecodeDump(a.Dump)
+	if err != nil {
+		return nil, err
+	}
+	return b.eng.Import(context.Background(), d)
+}
+
+func (b *Bridge) migrate(raw json.RawMessage) (any, error) {
+	var a syncengine.Migration
+	if err := decode(raw, &a, "migrate"); err != nil {
+		return nil, err
+	}
+	return b.eng.Migrate(context.Background(), a)
+}
+
+func (b *Bridge) currentStatus(ctx context.Context) (syncengine.Status, error) {
+	return b.eng.Status(ctx)
+}
+
+func (b *Bridge) status(json.RawMessage) (any, error) {
+	return b.currentStatus(context.Background())
+}
+
+func (b *Bridge) setOnline(raw json.RawMessage) (any, error) {
+	var a struct {
+		Online *bool `json:"online"`
+	}
+	if err := decode(raw, &a, "setOnline"); err != nil {
+		return nil, err
+	}
+	if a.Online == nil {
+		return nil, validation("setOnline: online must be true or false")
+	}
+	if b.syncer != nil {
+		b.syncer.SetOnline(*a.Online)
+	}
+	return nil, nil
+}
+
+// syncTimeout bounds one explicit sync() call.
+const syncTimeout = 2 * time.Minute
+
+func (b *Bridge) sync(json.RawMessage) (any, error) {
+	b.storeMu.Lock()
+	s := b.syncer
+	b.storeMu.Unlock()
+	if s == nil {
+		return nil, validation("sync: this store was opened without sync options; pass sync: {url, token} to openStore")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
+	defer cancel()
+	return nil, s.SyncNow(ctx)
+}
+
+func (b *Bridge) integrityCheck(json.RawMessage) (any, error) {
+	res, err := b.eng.IntegrityCheck(context.Background())
+	return map[string]string{"result": res}, err
+}
