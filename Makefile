@@ -6,13 +6,13 @@ DIST := web/dist
 WASM_FLAGS := -trimpath -ldflags='-s -w'
 FUZZTIME ?= 10s
 
-.PHONY: all build wasm server test test-go test-wasm-node test-wasm-smoke fuzz vet bench bench-go run clean
+.PHONY: all build wasm web server test test-go test-wasm-node test-wasm-smoke test-wasm-browser test-browser fuzz vet bench bench-go run clean
 
 all: build
 
-## build: the wasm engine and its loader into web/dist/, and the sync
-## server into bin/opfsync-server
-build: wasm server
+## build: the wasm engine, its loader and the JS client into web/dist/,
+## and the sync server into bin/opfsync-server
+build: wasm web server
 
 wasm: $(DIST)/opfsync.wasm $(DIST)/wasm_exec.js
 
@@ -20,6 +20,15 @@ $(DIST)/opfsync.wasm: go.mod go.sum $(shell find wasm pkg -name '*.go' -not -nam
 	@mkdir -p $(DIST)
 	GOOS=js GOARCH=wasm $(GO) build $(WASM_FLAGS) -o $@ ./wasm
 	@ls -l $@ | awk '{printf "built %s: %.1f MB\n", $$9, $$5/1e6}'
+
+# The JS client sits next to opfsync.wasm and wasm_exec.js, so copying
+# web/dist/ anywhere works (everything is loaded relative to opfsync.js).
+WEB_FILES := $(DIST)/opfsync.js $(DIST)/opfsync-worker.js $(DIST)/opfsync-io.js $(DIST)/opfsync.d.ts
+web: $(WEB_FILES)
+
+$(WEB_FILES): $(DIST)/%: web/%
+	@mkdir -p $(DIST)
+	cp $< $@
 
 server: bin/opfsync-server
 
@@ -34,8 +43,8 @@ $(DIST)/wasm_exec.js: $(GOROOT)/lib/wasm/wasm_exec.js
 
 ## test: every test there is — vet, native Go tests (race detector on), the
 ## engine's tests compiled to js/wasm and run under Node, the built wasm
-## module's self-check, and short fuzz runs.
-test: vet test-go test-wasm-node test-wasm-smoke fuzz
+## module's bridge under Node, the browser suites, and short fuzz runs.
+test: vet test-go test-wasm-node test-wasm-browser test-wasm-smoke test-browser fuzz
 
 vet:
 	$(GO) vet ./...
@@ -49,13 +58,29 @@ test-go:
 test-wasm-node:
 	PATH="$(GOROOT)/lib/wasm:$$PATH" GOOS=js GOARCH=wasm $(GO) test -count=1 ./pkg/protocol ./pkg/syncengine
 
-# The shipped module starts the engine and proves a write/read round trip;
-# under Node it then exits with a deadlock report (nothing keeps it alive,
-# unlike in a worker), so only its output is checked.
+# The js/wasm Go tests again, inside a dedicated worker of headless Chromium
+# (tests/wasmexec/go_js_wasm_chromium_exec): the OPFS VFS against real OPFS,
+# the engine and protocol tests in a browser; then a second browser process
+# on the same profile reads what the first one wrote.
+WASM_BROWSER_EXEC := $(CURDIR)/tests/wasmexec/go_js_wasm_chromium_exec
+test-wasm-browser:
+	@test -d tests/node_modules/playwright-core || npm ci --prefix tests --no-audit --no-fund
+	GOOS=js GOARCH=wasm $(GO) test -count=1 -exec=$(WASM_BROWSER_EXEC) ./wasm/... ./pkg/protocol ./pkg/syncengine
+	@profile=$$(mktemp -d) && trap 'rm -rf "$$profile"' EXIT && for phase in write check; do \
+		OPFSYNC_PERSIST_PHASE=$$phase GO_JS_WASM_CHROMIUM_PROFILE=$$profile GOOS=js GOARCH=wasm \
+		$(GO) test -count=1 -v -run='^TestPersistAcrossRunners$$' -exec=$(WASM_BROWSER_EXEC) ./wasm/internal/opfs || exit 1; done
+
+# The shipped module, run by Node: it registers the bridge and serves
+# open (memory) / put / get / query / close as wasm/BRIDGE.md says.
 test-wasm-smoke: wasm
-	@out=$$(cd /tmp && timeout 120 node $(GOROOT)/lib/wasm/wasm_exec_node.js $(CURDIR)/$(DIST)/opfsync.wasm 2>&1 || true); \
-	if echo "$$out" | grep -q '^opfsync: ready'; then echo "wasm self-check: $$(echo "$$out" | grep '^opfsync: ready')"; \
-	else echo "wasm self-check failed:"; echo "$$out" | head -20; exit 1; fi
+	node tests/node/bridge-smoke.mjs $(GOROOT)/lib/wasm/wasm_exec.js $(DIST)/opfsync.wasm
+
+# The browser tests: playwright-core drives the system Chromium
+# (/usr/bin/chromium, or $$CHROMIUM) against the real server; see
+# tests/browser/README.md.
+test-browser: build
+	@test -d tests/node_modules/playwright-core || npm ci --prefix tests --no-audit --no-fund
+	node --test tests/browser/
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzValidateWrite$$' -fuzztime=$(FUZZTIME) ./pkg/syncengine

@@ -1,78 +1,71 @@
 //go:build js && wasm
 
 // Command wasm is the opfsync engine as a WebAssembly module for a dedicated
-// Web Worker. This first version opens the engine on an in-memory SQLite
-// database (the OPFS VFS and the worker bridge come with the browser
-// runtime), checks a write and a read end to end, and announces readiness to
-// the worker's owner with postMessage({type: "ready", ...}) (or on the
-// console when there is no postMessage, e.g. under Node), again in answer to
-// any message it receives.
+// Web Worker (web/opfsync-worker.js loads it). It registers
+// globalThis.opfsyncBridge.request(json) for the page's requests, answers
+// through globalThis.opfsyncPost(json), and calls globalThis.opfsyncReady()
+// once it listens. The protocol is wasm/BRIDGE.md; the work is done by
+// wasm/internal/bridge. This is the only package (with its internal ones)
+// that touches syscall/js, always through hack-pad/safejs.
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 
 	"github.com/hack-pad/safejs"
-	_ "github.com/ncruces/go-sqlite3/vfs/memdb"
-	"github.com/opfsync/opfsync/pkg/syncengine"
+	"github.com/opfsync/opfsync/wasm/internal/bridge"
 )
 
 func main() {
-	ready, err := start(context.Background())
-	if err != nil {
+	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "opfsync:", err)
-		announce(map[string]any{"type": "error", "message": err.Error()})
 		os.Exit(1)
 	}
-	// A registered callback keeps the Go instance alive between events (a
-	// bare select{} would be a deadlock to the runtime). The bridge that
-	// serves the JS client replaces this in the browser runtime.
-	onMessage, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
-		announce(ready)
-		return nil
-	})
-	if err == nil {
-		err = safejs.Global().Set("onmessage", onMessage)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "opfsync: register onmessage:", err)
-	}
-	announce(ready)
-	select {}
+	select {} // the registered callback keeps serving
 }
 
-// start opens the engine in memory and proves a round trip through SQLite.
-func start(ctx context.Context) (map[string]any, error) {
-	schema := &syncengine.Schema{Version: 1, Collections: map[string]syncengine.Collection{
-		"selfcheck": {Fields: map[string]syncengine.FieldType{"ok": syncengine.TypeBoolean}},
-	}}
-	eng, err := syncengine.Open(ctx, syncengine.Options{Path: "/opfsync-selfcheck", VFS: "memdb", Schema: schema})
-	if err != nil {
-		return nil, fmt.Errorf("open engine: %w", err)
+func run() error {
+	post, err := safejs.Global().Get("opfsyncPost")
+	if err != nil || post.Type() != safejs.TypeFunction {
+		return fmt.Errorf("globalThis.opfsyncPost is not a function: load opfsync.wasm through opfsync-worker.js")
 	}
-	if _, err := eng.Put(ctx, "selfcheck", syncengine.Record{"id": "1", "ok": true}); err != nil {
-		return nil, fmt.Errorf("self-check write: %w", err)
-	}
-	rec, err := eng.Get(ctx, "selfcheck", "1")
-	if err != nil || rec["ok"] != true {
-		return nil, fmt.Errorf("self-check read: got %v, %v", rec, err)
-	}
-	return map[string]any{"type": "ready", "clientId": eng.ClientID(), "engineSchema": syncengine.EngineSchemaVersion}, nil
-}
-
-// announce posts msg to the worker's owner, or prints it.
-func announce(msg map[string]any) {
-	post, err := safejs.Global().Get("postMessage")
-	if err == nil && post.Type() == safejs.TypeFunction {
-		v, err := safejs.ValueOf(msg)
-		if err == nil {
-			if _, err = safejs.Global().Call("postMessage", v); err == nil {
-				return
+	b := bridge.New(func(msg string) {
+		if _, err := post.Invoke(msg); err != nil {
+			fmt.Fprintln(os.Stderr, "opfsync: post:", err)
+		}
+	}, openStorage)
+	request, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
+		// A JS callback must never block: Receive only queues the string.
+		if len(args) == 1 {
+			if msg, err := args[0].String(); err == nil {
+				b.Receive(msg)
+				return nil
 			}
 		}
-		fmt.Fprintln(os.Stderr, "opfsync: postMessage:", err)
+		b.Receive("") // answered with an error event
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("register request handler: %w", err)
 	}
-	fmt.Println("opfsync:", msg["type"], msg)
+	api, err := safejs.Global().Get("Object")
+	if err == nil {
+		api, err = api.New()
+	}
+	if err == nil {
+		err = api.Set("request", request)
+	}
+	if err == nil {
+		err = safejs.Global().Set("opfsyncBridge", api)
+	}
+	if err != nil {
+		return fmt.Errorf("publish opfsyncBridge: %w", err)
+	}
+	if ready, err := safejs.Global().Get("opfsyncReady"); err == nil && ready.Type() == safejs.TypeFunction {
+		if _, err := ready.Invoke(); err != nil {
+			return fmt.Errorf("opfsyncReady: %w", err)
+		}
+	}
+	return nil
 }

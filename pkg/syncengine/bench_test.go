@@ -3,6 +3,7 @@ package syncengine
 import (
 	"context"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -208,6 +209,9 @@ func BenchmarkApplyBatch1000Patches(b *testing.B) {
 // engine's pragmas, and a table shaped like the todos collection.
 func openRawBaseline(b *testing.B) *sqlite3.Conn {
 	b.Helper()
+	if runtime.GOOS == "js" {
+		b.Skip("the raw baseline needs a file on the OS VFS; in the browser, wasm/internal/opfs has its own commit benchmark")
+	}
 	conn, err := sqlite3.Open(filepath.Join(b.TempDir(), "raw.db"))
 	if err != nil {
 		b.Fatal(err)

@@ -1,3 +1,8 @@
+//go:build !js
+
+// The bridge runs natively here with file and memory storage and a real
+// server over loopback; in the browser it is exercised by tests/browser.
+
 package bridge
 
 import (

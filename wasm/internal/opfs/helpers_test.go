@@ -1,0 +1,250 @@
+//go:build js && wasm
+
+package opfs
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hack-pad/safejs"
+	"github.com/ncruces/go-sqlite3"
+	"github.com/ncruces/go-sqlite3/vfs"
+)
+
+// The tests run in a dedicated worker of headless Chromium through
+// tests/wasmexec/go_js_wasm_chromium_exec (make test-wasm-browser), which
+// defines globalThis.goRunner. Anywhere else (Node's go_js_wasm_exec) they
+// skip: there is no OPFS there.
+
+const testDir = "opfsync-test"
+
+func inBrowserRunner() bool {
+	r, err := safejs.Global().Get("goRunner")
+	return err == nil && r.Type() == safejs.TypeObject
+}
+
+func requireOPFS(t testing.TB) {
+	t.Helper()
+	if !inBrowserRunner() {
+		t.Skip("needs OPFS: run in Chromium with -exec=tests/wasmexec/go_js_wasm_chromium_exec")
+	}
+}
+
+// testName returns a database name unique to this test run.
+func testName(t testing.TB) string {
+	n := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+	return n + "-" + rand.Text()[:8] + ".db"
+}
+
+// openTestDB opens a fresh database and closes and deletes it after the
+// test.
+func openTestDB(t testing.TB) (*DB, string) {
+	t.Helper()
+	requireOPFS(t)
+	name := testName(t)
+	db, err := Open(context.Background(), testDir, name)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		if err := Delete(context.Background(), testDir, name); err != nil {
+			t.Errorf("Delete: %v", err)
+		}
+	})
+	return db, name
+}
+
+// reopen closes db and opens the same database again (closed after the
+// test).
+func reopen(t testing.TB, db *DB) *DB {
+	t.Helper()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(context.Background(), db.dir, db.name)
+	if err != nil {
+		t.Fatalf("re-open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// rawFile opens one of db's files directly through its VFS, as SQLite would.
+func rawFile(t testing.TB, db *DB, suffix string, flags vfs.OpenFlag) vfs.File {
+	t.Helper()
+	v := vfs.Find(db.VFSName())
+	if v == nil {
+		t.Fatalf("VFS %q not registered", db.VFSName())
+	}
+	f, _, err := v.Open(db.Path()+suffix, flags|vfs.OPEN_READWRITE|vfs.OPEN_CREATE)
+	if err != nil {
+		t.Fatalf("open %s%s: %v", db.Path(), suffix, err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// enginePragmas are the pragmas syncengine sets on a file database.
+var enginePragmas = []string{
+	"PRAGMA locking_mode=EXCLUSIVE",
+	"PRAGMA temp_store=MEMORY",
+	"PRAGMA cache_size=-16384",
+	"PRAGMA journal_mode=WAL",
+	"PRAGMA synchronous=FULL",
+}
+
+// openConn opens an SQLite connection on db with pragmas and checks that
+// a journal_mode pragma got the mode it asked for.
+func openConn(t testing.TB, db *DB, pragmas ...string) *sqlite3.Conn {
+	t.Helper()
+	conn, err := sqlite3.Open(db.URI())
+	if err != nil {
+		t.Fatalf("sqlite3.Open(%s): %v", db.URI(), err)
+	}
+	for _, p := range pragmas {
+		if mode, ok := strings.CutPrefix(p, "PRAGMA journal_mode="); ok {
+			if got := queryText(t, conn, p); !strings.EqualFold(got, mode) {
+				conn.Close()
+				t.Fatalf("%s answered %q", p, got)
+			}
+			continue
+		}
+		if err := conn.Exec(p); err != nil {
+			conn.Close()
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+	return conn
+}
+
+func queryText(t testing.TB, conn *sqlite3.Conn, sql string) string {
+	t.Helper()
+	st, _, err := conn.Prepare(sql)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	defer st.Close()
+	if !st.Step() {
+		if err := st.Err(); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return ""
+	}
+	return st.ColumnText(0)
+}
+
+func exec(t testing.TB, conn *sqlite3.Conn, sql string) {
+	t.Helper()
+	if err := conn.Exec(sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// jsCalls returns opfsyncIO.calls[name].
+func jsCalls(t testing.TB, name string) int64 {
+	t.Helper()
+	io, _ := safejs.Global().Get("opfsyncIO")
+	calls, _ := io.Get("calls")
+	v, err := calls.Get(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := v.Int()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(n)
+}
+
+// exists reports whether dir/name is an OPFS file.
+func exists(t testing.TB, dir, name string) bool {
+	t.Helper()
+	ctx := context.Background()
+	d, err := openDir(ctx, dir, false)
+	if errorName(err) == "NotFoundError" {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, _ := safejs.ValueOf(map[string]any{"create": false})
+	_, err = callAwait(ctx, d, "getFileHandle", nil, name, opts)
+	switch errorName(err) {
+	case "":
+		return true
+	case "NotFoundError":
+		return false
+	}
+	t.Fatal(err)
+	return false
+}
+
+// withGlobalRemoved runs fn with the JS property obj.prop deleted, then
+// restores it.
+func withGlobalRemoved(t testing.TB, path string, fn func()) {
+	t.Helper()
+	parts := strings.Split(path, ".")
+	obj := safejs.Global()
+	for _, p := range parts[:len(parts)-1] {
+		var err error
+		if obj, err = obj.Get(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prop := parts[len(parts)-1]
+	saved, err := obj.Get(prop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := obj.Set(prop, safejs.Undefined()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := obj.Set(prop, saved); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	fn()
+}
+
+// sqliteCode returns the primary SQLite result code in err's chain.
+func sqliteCode(err error) sqlite3.ErrorCode {
+	var rc sqlite3.ErrorCode
+	if errors.As(err, &rc) {
+		return rc
+	}
+	return 0
+}
+
+func since(t0 time.Time) string { return time.Since(t0).Round(10 * time.Microsecond).String() }
+
+// tableHash hashes every row sql returns (columns as text or blob).
+func tableHash(t testing.TB, conn *sqlite3.Conn, sql string) string {
+	t.Helper()
+	st, _, err := conn.Prepare(sql)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	defer st.Close()
+	h := fnv.New128a()
+	rows := 0
+	for st.Step() {
+		rows++
+		for c := range st.ColumnCount() {
+			b := st.ColumnRawBlob(c)
+			fmt.Fprintf(h, "%d:", len(b))
+			h.Write(b)
+		}
+	}
+	if err := st.Err(); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return fmt.Sprintf("%d rows %x", rows, h.Sum(nil))
+}
