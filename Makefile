@@ -23,7 +23,7 @@ $(DIST)/opfsync.wasm: go.mod go.sum $(shell find wasm pkg -name '*.go' -not -nam
 
 # The JS client sits next to opfsync.wasm and wasm_exec.js, so copying
 # web/dist/ anywhere works (everything is loaded relative to opfsync.js).
-WEB_FILES := $(DIST)/opfsync.js $(DIST)/opfsync-worker.js $(DIST)/opfsync-io.js $(DIST)/opfsync.d.ts
+WEB_FILES := $(DIST)/opfsync.js $(DIST)/opfsync-link.js $(DIST)/opfsync-worker.js $(DIST)/opfsync-io.js $(DIST)/opfsync.d.ts
 web: $(WEB_FILES)
 
 $(WEB_FILES): $(DIST)/%: web/%

@@ -389,7 +389,28 @@ func (e *Engine) write(fn func(t *txn) error) (err error) {
 		e.events.emit(&ChangeEvent{Tables: tables, Version: e.version, Queued: t.queued})
 	}
 	e.events.emit(t.events...)
+	if t.tables["pending"] {
+		e.emitLocalStatus()
+	}
 	return nil
+}
+
+// emitLocalStatus reports the outbox size after a commit that changed it,
+// when no sync loop runs (the loop reports status itself).
+func (e *Engine) emitLocalStatus() {
+	e.closeMu.Lock()
+	syncing := e.syncer != nil
+	e.closeMu.Unlock()
+	if syncing {
+		return
+	}
+	n := 0
+	if err := e.stmts.query(`SELECT count(*) FROM pending`, nil, func(st *sqlite3.Stmt) error {
+		n = st.ColumnInt(0)
+		return nil
+	}); err == nil {
+		e.events.emit(&StatusEvent{Status: Status{Pending: n}})
+	}
 }
 
 // IntegrityCheck runs SQLite's PRAGMA integrity_check and returns its

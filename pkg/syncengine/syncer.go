@@ -88,14 +88,8 @@ func (e *Engine) StartSync(opts SyncOptions) (*Syncer, error) {
 		return nil, errorf(CodeValidation, "sync needs a transport")
 	}
 	opts.defaults()
-	e.closeMu.Lock()
-	defer e.closeMu.Unlock()
-	if e.isClosed {
-		return nil, ErrClosed
-	}
-	if e.syncer != nil {
-		return nil, errorf(CodeValidation, "sync is already running for this store")
-	}
+	// Read the starting state before taking closeMu: the engine goroutine
+	// takes closeMu too (after commits), so no engine call may wait under it.
 	ps, err := e.PullState(context.Background())
 	if err != nil {
 		return nil, err
@@ -103,6 +97,14 @@ func (e *Engine) StartSync(opts SyncOptions) (*Syncer, error) {
 	pending, err := e.PendingCount(context.Background())
 	if err != nil {
 		return nil, err
+	}
+	e.closeMu.Lock()
+	defer e.closeMu.Unlock()
+	if e.isClosed {
+		return nil, ErrClosed
+	}
+	if e.syncer != nil {
+		return nil, errorf(CodeValidation, "sync is already running for this store")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Syncer{

@@ -1,0 +1,163 @@
+// Shared set-up of the browser tests: the real opfsync-server on a free
+// loopback port serving web/dist/ and the test pages, and headless system
+// Chromium profiles (persistent contexts: the default incognito context keeps
+// OPFS in memory) driven by playwright-core.
+import { spawn } from 'node:child_process';
+import { access, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(here, '../../..');
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+export const TOKEN = 'browser-test-token';
+/** userToken(n) is the bearer token of test user n (1 to 20): each test can have its own data on the server. */
+export const userToken = (n) => `browser-test-user-${n}`;
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/**
+ * startServer copies web/dist/ and tests/browser/pages/ into a temp folder
+ * (served as /dist/ and /pages/) and starts bin/opfsync-server on it with a
+ * temp database. It resolves to {url, pull(), stop()}.
+ */
+export async function startServer() {
+  const dir = await mkdtemp(path.join(tmpdir(), 'opfsync-browser-'));
+  const stat = path.join(dir, 'static');
+  await cp(path.join(ROOT, 'web/dist'), path.join(stat, 'dist'), { recursive: true });
+  await cp(path.join(here, '../pages'), path.join(stat, 'pages'), { recursive: true });
+  // Another copy of web/dist/ deeper in the tree (the client must work from
+  // any folder), and one without opfsync.wasm (a broken deployment).
+  await cp(path.join(ROOT, 'web/dist'), path.join(stat, 'assets/v2'), { recursive: true });
+  await cp(path.join(ROOT, 'web/dist'), path.join(stat, 'nowasm'), { recursive: true, filter: (src) => !src.endsWith('.wasm') });
+  const tokens = {};
+  for (let n = 1; n <= 20; n++) tokens[userToken(n)] = `user-${n}`;
+  await writeFile(path.join(dir, 'tokens.json'), JSON.stringify(tokens));
+  const proc = spawn(path.join(ROOT, 'bin/opfsync-server'),
+    ['-addr', '127.0.0.1:0', '-db', path.join(dir, 'server.db'), '-token', TOKEN, '-tokens', path.join(dir, 'tokens.json'), '-static', stat],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`opfsync-server did not start in 10 s:\n${log}`)), 10000);
+    const onData = (chunk) => {
+      log += chunk;
+      const m = /msg="opfsync-server listening".*url=(\S+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.on('exit', (code) => reject(new Error(`opfsync-server exited (${code}):\n${log}`)));
+  });
+  return {
+    url,
+    dir,
+    log: () => log,
+    /** pull returns the server's records of the user of token: {"collection/id": {field: value}} (tombstoned ones included, with _deleted). */
+    async pull(token = TOKEN) {
+      const out = {};
+      let cursor = '';
+      for (;;) {
+        const res = await fetch(`${url}/sync/pull?cursor=${encodeURIComponent(cursor)}`, { headers: { Authorization: `Bearer ${token}` } });
+        if (!res.ok) throw new Error(`pull: HTTP ${res.status}: ${await res.text()}`);
+        const page = await res.json();
+        for (const c of page.changes) {
+          const rec = {};
+          for (const [f, st] of Object.entries(c.fields)) rec[f] = st.value;
+          out[`${c.collection}/${c.id}`] = rec;
+        }
+        cursor = page.cursor;
+        if (!page.hasMore) return out;
+      }
+    },
+    async stop() {
+      if (proc.exitCode === null) {
+        const exited = new Promise((r) => proc.on('exit', r));
+        proc.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+        if (proc.exitCode === null) proc.kill('SIGKILL');
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * launchProfile starts headless Chromium on a fresh persistent profile.
+ * It resolves to {context, newPage(url), close()}; closing removes the
+ * profile.
+ */
+export async function launchProfile() {
+  try {
+    await access(CHROMIUM);
+  } catch {
+    throw new Error(`no Chromium at ${CHROMIUM}: install the Debian package chromium (apt-get install chromium) or set CHROMIUM to a Chromium binary; the tests never download a browser`);
+  }
+  const dir = await mkdtemp(path.join(tmpdir(), 'opfsync-profile-'));
+  const context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args: ARGS });
+  const debug = !!process.env.OPFSYNC_TEST_DEBUG;
+  return {
+    context,
+    dir,
+    /** newPage opens url and waits for the test page's module to be loaded. */
+    async newPage(url) {
+      const page = await context.newPage();
+      // Errors and warnings of the page and its workers always go to
+      // stderr (they explain a failure); everything with OPFSYNC_TEST_DEBUG.
+      const show = (where) => (m) => {
+        if (debug || m.type() === 'error' || m.type() === 'warning') console.error(`[${where} ${m.type()}] ${m.text()}`);
+      };
+      page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
+      page.on('console', show('page'));
+      page.on('worker', (w) => w.on('console', show('worker')));
+      await page.goto(url);
+      await page.waitForFunction(() => window.T && window.T.loaded);
+      return page;
+    },
+    async close() {
+      await context.close().catch(() => {});
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** waitFor polls fn (async) until it returns a truthy value, or throws after ms. */
+export async function waitFor(fn, ms = 10000, what = 'condition') {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${last && last.stack || JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * useBrowser registers before/after hooks in the calling suite: a server
+ * (startServer) and `profiles` Chromium profiles (launchProfile), all closed
+ * after the suite. The object it returns is filled in by the before hook:
+ * {server, url (of the test page), profile (the first), profiles}.
+ */
+export function useBrowser(profiles = 1) {
+  const env = { server: null, url: '', profiles: [], get profile() { return this.profiles[0]; } };
+  before(async () => {
+    env.server = await startServer();
+    env.url = `${env.server.url}/pages/store.html`;
+    env.profiles = await Promise.all(Array.from({ length: profiles }, () => launchProfile()));
+  });
+  after(async () => {
+    await Promise.all(env.profiles.map((p) => p.close()));
+    await env.server?.stop();
+  });
+  return env;
+}

@@ -1,0 +1,227 @@
+// Type declarations for opfsync.js, the JS client of opfsync (an
+// offline-first store: SQLite on OPFS in a Web Worker, synced with
+// opfsync-server). The contract is the "Public JS API" of DESIGN.md.
+
+/** The code of every opfsync rejection. */
+export type ErrorCode = 'VALIDATION' | 'NOT_FOUND' | 'SCHEMA' | 'STORAGE' | 'LOCKED' | 'CLOSED' | 'NETWORK' | 'INTERNAL';
+
+/** Every code, in a frozen array. */
+export const ERROR_CODES: readonly ErrorCode[];
+
+/** The Error every opfsync call rejects (or, for watch/on, throws) with. */
+export class OpfsyncError extends Error {
+  constructor(code: ErrorCode, message: string);
+  readonly name: 'OpfsyncError';
+  /** What kind of failure; the message says what to do. */
+  readonly code: ErrorCode;
+}
+
+/** A JSON value: what a field can hold. NaN, Infinity, undefined, BigInt, functions and class instances are refused. */
+export type JSONValue = string | number | boolean | null | JSONValue[] | { [key: string]: JSONValue };
+
+/** A field's declared type. `integer` is limited to ±(2^53−1). */
+export type FieldType = 'text' | 'integer' | 'real' | 'boolean' | 'json';
+
+export interface CollectionSchema {
+  /** The declared fields; each is a column of the collection's SQL table. */
+  fields: { [field: string]: FieldType };
+  /** Indexes, each a list of declared field names, e.g. [['done', 'rank']]. */
+  indexes?: string[][];
+  /** A record is written once: a later put/patch of the id is refused with VALIDATION. */
+  immutable?: boolean;
+  /** Accept fields that are not declared (stored as JSON). */
+  extraFields?: boolean;
+}
+
+/** A destructive schema change, named explicitly with the version that makes it. */
+export type SchemaUpgrade =
+  | { version: number; op: 'dropCollection'; collection: string }
+  | { version: number; op: 'dropField'; collection: string; field: string }
+  | { version: number; op: 'changeType'; collection: string; field: string }
+  | { version: number; op: 'dropExtraFields'; collection: string };
+
+export interface Schema {
+  version: number;
+  collections: { [collection: string]: CollectionSchema };
+  upgrades?: SchemaUpgrade[];
+}
+
+/** A record: an id and its fields. */
+export interface StoredRecord {
+  id: string;
+  [field: string]: JSONValue;
+}
+
+/** One legacy localStorage key to move into the store at open. */
+export interface LocalStorageMigration {
+  /** The localStorage key. It is removed only after its records were committed. */
+  key: string;
+  /** The collection the records go to. */
+  collection: string;
+  /**
+   * Turns the key's value into records (each with an `id`). If it throws
+   * (e.g. malformed JSON), the key is left untouched and reported.
+   */
+  map: (value: string) => Array<Record<string, unknown>> | Promise<Array<Record<string, unknown>>>;
+  /**
+   * 'upsert' (default): insert missing records, fill only the unwritten
+   * fields of live ones. 'patch': only fill unwritten fields of live
+   * records; missing or deleted ones are skipped.
+   */
+  mode?: 'upsert' | 'patch';
+}
+
+export interface OpenOptions {
+  /** The database name (1 to 64 letters, digits, '_', '.', '-'). */
+  name: string;
+  schema: Schema;
+  /** Sync with an opfsync-server; omit for a local-only store. */
+  sync?: {
+    /** The server's origin, e.g. 'https://sync.example.com'; the client adds /sync/push, /sync/pull, /sync/events. */
+    url: string;
+    /** The bearer token. */
+    token: string;
+  };
+  migrateLocalStorage?: LocalStorageMigration[];
+  /**
+   * 'opfs' (default): persisted in the Origin Private File System, shared by
+   * the tabs of the origin (one leader tab runs the engine).
+   * 'memory': nothing persists; private to this store instance (no tab sharing).
+   */
+  storage?: 'opfs' | 'memory';
+}
+
+export interface MigrationError {
+  key: string;
+  /** The item's id, when the failure is about one item. */
+  id?: string;
+  reason: string;
+}
+
+export interface MigrationReport {
+  imported: number;
+  skipped: number;
+  errors: MigrationError[];
+}
+
+export interface Status {
+  /** False after a request to the server got no answer, or while the browser is offline. */
+  online: boolean;
+  syncing: boolean;
+  /** Local mutations not yet acknowledged by the server. */
+  pending: number;
+  /** When the last successful sync ended (ms since the epoch; 0 before the first). */
+  lastSyncAt: number;
+  /** The last sync error, '' when the last attempt succeeded. */
+  error: string;
+  /** Whether this tab owns the database (the others send it their requests). */
+  leader: boolean;
+  storage: 'opfs' | 'memory';
+}
+
+export interface ChangeEvent {
+  /** The tables (collections, and engine tables such as 'pending') the commit touched. */
+  tables: string[];
+  /** The mutationVersion after the commit. */
+  version: number;
+  /** Set when the commit queued local mutations for the server. */
+  queued?: boolean;
+}
+
+export interface ConflictEvent {
+  collection: string;
+  id: string;
+  field: string;
+  /** The user's value that lost. */
+  local: JSONValue;
+  /** The value that won. */
+  remote: JSONValue;
+}
+
+export interface RejectedEvent {
+  collection: string;
+  id: string;
+  mutationId: string;
+  code: string;
+  message: string;
+}
+
+export interface EventMap {
+  change: ChangeEvent;
+  conflict: ConflictEvent;
+  rejected: RejectedEvent;
+  status: Status;
+}
+
+export interface WriteOptions {
+  /** Who made the write (default 'user'); conflicts are reported only for 'user' writes. */
+  origin?: 'user' | 'agent' | 'system';
+}
+
+export interface WriteResult {
+  /** The ids of the mutations the write queued for the server. */
+  mutationIds: string[];
+  /** The mutationVersion after the write. */
+  version: number;
+}
+
+export type Write =
+  | { op: 'put'; collection: string; id: string; fields: Record<string, unknown>; origin?: WriteOptions['origin'] }
+  | { op: 'patch'; collection: string; id: string; fields: Record<string, unknown>; origin?: WriteOptions['origin'] }
+  | { op: 'delete'; collection: string; id: string; origin?: WriteOptions['origin'] };
+
+/** A JSON dump: every record with its field stamps and tombstones. Pass it to import(). */
+export type Dump = { [key: string]: JSONValue };
+
+export interface ImportResult {
+  inserted: number;
+  updated: number;
+  skipped: number;
+}
+
+export type SQLParam = string | number | boolean | null;
+
+export interface Store {
+  /** What the localStorage migration at open did (all zero / empty when there was nothing to migrate). */
+  readonly migrationReport: MigrationReport;
+
+  /** Insert or replace a record (declared fields it omits become null); resolves once durable locally. */
+  put(collection: string, record: { id: string; [field: string]: unknown }, options?: WriteOptions): Promise<WriteResult>;
+  /** Set some fields of a live record (NOT_FOUND otherwise); resolves once durable locally. */
+  patch(collection: string, id: string, fields: Record<string, unknown>, options?: WriteOptions): Promise<WriteResult>;
+  /** Delete a record (a tombstone that syncs; deleting a missing id succeeds); resolves once durable locally. */
+  delete(collection: string, id: string, options?: WriteOptions): Promise<WriteResult>;
+  /** Several writes in one transaction: all or nothing. */
+  apply(writes: Write[]): Promise<WriteResult>;
+  /** The record, or null when it is missing or deleted. */
+  get<T extends StoredRecord = StoredRecord>(collection: string, id: string): Promise<T | null>;
+  /** One read-only SQL statement over the collections' tables; rows as plain objects keyed by column. */
+  query<T = Record<string, JSONValue>>(sql: string, params?: SQLParam[]): Promise<T[]>;
+  /**
+   * A live query: cb gets the rows at once, then after every commit that
+   * touches a table the query reads (never a result older than one already
+   * delivered). Returns the unsubscribe function. Throws OpfsyncError
+   * (VALIDATION, CLOSED) synchronously on bad arguments.
+   */
+  watch<T = Record<string, JSONValue>>(sql: string, params: SQLParam[], cb: (rows: T[]) => void, onError?: (err: OpfsyncError) => void): () => void;
+  watch<T = Record<string, JSONValue>>(sql: string, cb: (rows: T[]) => void): () => void;
+  /** Subscribe to an event; returns the unsubscribe function. */
+  on<K extends keyof EventMap>(event: K, handler: (data: EventMap[K]) => void): () => void;
+  /** The last known status, synchronously. */
+  status(): Status;
+  /** Push then pull now; rejects with NETWORK when the server cannot be reached (the changes stay queued). */
+  sync(): Promise<void>;
+  export(): Promise<Dump>;
+  /** Merge a dump by id with field-level last-writer-wins; re-importing the same dump skips everything. */
+  import(dump: Dump): Promise<ImportResult>;
+  /** SQLite's PRAGMA integrity_check: 'ok' when the database is sound. */
+  integrityCheck(): Promise<string>;
+  /** Close the store (another tab takes over the database); later calls reject with CLOSED. */
+  close(): Promise<void>;
+}
+
+/**
+ * Open (creating if needed) a store. Resolves once the schema is applied and
+ * the localStorage migration is done (see store.migrationReport).
+ */
+export function openStore(options: OpenOptions): Promise<Store>;
