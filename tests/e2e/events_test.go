@@ -41,6 +41,18 @@ func (r *recorder) of(kind string) []syncengine.Event {
 	return out
 }
 
+// goOffline stops c's automatic syncing and waits until the loop took it.
+func goOffline(t *testing.T, c *client) {
+	t.Helper()
+	c.sync.SetOnline(false)
+	for deadline := time.Now().Add(5 * time.Second); c.sync.Status().Online; {
+		if time.Now().After(deadline) {
+			t.Fatal("the sync loop did not go offline")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func syncNow(t *testing.T, c *client) {
 	t.Helper()
 	if err := c.sync.SyncNow(context.Background()); err != nil {
@@ -62,6 +74,9 @@ func TestServerRefusalRollsBackAndEmitsRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	syncNow(t, a)
+	// Hold automatic pushes, so the optimistic value can be seen before the
+	// server refuses it.
+	goOffline(t, a)
 	res, err := a.Patch(ctx, "items", "x", syncengine.Record{"title": "forbidden"})
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +128,7 @@ func TestConflictEventsOverHTTP(t *testing.T) {
 			a := newClient(t, "a", srv.URL())
 			syncNow(t, a) // hydrated
 			events := record(a)
-			a.sync.SetOnline(false)
+			goOffline(t, a)
 			if _, err := a.Apply(ctx, syncengine.Write{Op: protocol.OpPatch, Collection: "items", ID: "x",
 				Fields: syncengine.Record{"title": "mine"}, Origin: tc.origin}); err != nil {
 				t.Fatal(err)
