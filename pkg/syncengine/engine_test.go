@@ -106,3 +106,21 @@ func TestWritesSurviveReopen(t *testing.T) {
 	}
 	verifyVisible(t, te.Engine)
 }
+
+func TestInspect(t *testing.T) {
+	te := openTest(t, testSchema())
+	te.put("todos", Record{"id": "a", "title": "x"})
+	te.put("todos", Record{"id": "b"})
+	te.del("todos", "b")
+	if _, err := te.Migrate(context.Background(), Migration{Key: "legacy", Collection: "notes", Items: []Record{{"id": "n"}}}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := te.Inspect(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.ClientID != te.ClientID() || in.Collections["todos"] != 1 || in.Collections["notes"] != 1 || in.PendingCount != 4 ||
+		len(in.Pending) != 2 || in.Pending[0].ID != "a" || in.Pull.State != PullIdle || in.Migrations["legacy"] == "" || in.SchemaVersion != 1 {
+		t.Fatalf("inspection %+v", in)
+	}
+}

@@ -38,6 +38,7 @@ func init() {
 		"setOnline":      {run: (*Bridge).setOnline, needsOpen: true},
 		"sync":           {run: (*Bridge).sync, needsOpen: true, async: true},
 		"integrityCheck": {run: (*Bridge).integrityCheck, needsOpen: true},
+		"inspect":        {run: (*Bridge).inspect, needsOpen: true},
 	}
 }
 
@@ -347,4 +348,14 @@ func (b *Bridge) sync(json.RawMessage) (any, error) {
 func (b *Bridge) integrityCheck(json.RawMessage) (any, error) {
 	res, err := b.eng.IntegrityCheck(context.Background())
 	return map[string]string{"result": res}, err
+}
+
+func (b *Bridge) inspect(raw json.RawMessage) (any, error) {
+	var a struct {
+		Limit int `json:"limit"`
+	}
+	if err := decode(raw, &a, "inspect"); err != nil {
+		return nil, err
+	}
+	return b.eng.Inspect(context.Background(), a.Limit)
 }
