@@ -14,7 +14,9 @@ import (
 	"os"
 
 	"github.com/hack-pad/safejs"
+	"github.com/opfsync/opfsync/pkg/syncengine"
 	"github.com/opfsync/opfsync/wasm/internal/bridge"
+	"github.com/opfsync/opfsync/wasm/internal/fetch"
 )
 
 func main() {
@@ -34,7 +36,9 @@ func run() error {
 		if _, err := post.Invoke(msg); err != nil {
 			fmt.Fprintln(os.Stderr, "opfsync: post:", err)
 		}
-	}, openStorage)
+	}, openStorage, func(url, token string) syncengine.Transport {
+		return &fetch.Transport{URL: url, Token: token}
+	})
 	request, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
 		// A JS callback must never block: Receive only queues the string.
 		if len(args) == 1 {

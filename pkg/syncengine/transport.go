@@ -2,9 +2,10 @@ package syncengine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/opfsync/opfsync/pkg/protocol"
@@ -56,15 +57,11 @@ func (e *TransportError) Unwrap() error { return e.Err }
 // 403) are transient too: the request is fine, the credentials may be
 // fixed; nothing may be dropped because of them.
 func (e *TransportError) Transient() bool {
-	switch {
-	case e.Status == 0, e.Status >= 500:
-		return true
-	case e.Status == http.StatusRequestTimeout, e.Status == http.StatusTooManyRequests:
-		return true
-	case e.Status == http.StatusUnauthorized, e.Status == http.StatusForbidden:
+	switch e.Status {
+	case 0, 408, 429, 401, 403: // no answer, request timeout, too many requests, unauthorized, forbidden
 		return true
 	}
-	return false
+	return e.Status >= 500
 }
 
 // Unreachable reports whether no response arrived (the server or the
@@ -79,4 +76,24 @@ func asTransportError(op string, err error) *TransportError {
 		return te
 	}
 	return &TransportError{Op: op, Err: err}
+}
+
+// ResponseError builds the *TransportError for a non-2xx answer: status,
+// the code and message of the server's JSON error body (when body is one),
+// and the Retry-After header value (seconds or an HTTP date; "" if none).
+// Transports share it so every one classifies answers the same way.
+func ResponseError(op string, status int, body []byte, retryAfter string) *TransportError {
+	te := &TransportError{Op: op, Status: status}
+	var eb protocol.ErrorResponse
+	if json.Unmarshal(body, &eb) == nil {
+		te.Code, te.Message = eb.Error.Code, eb.Error.Message
+	}
+	if retryAfter != "" {
+		if secs, err := strconv.Atoi(retryAfter); err == nil && secs >= 0 {
+			te.RetryAfter = time.Duration(secs) * time.Second
+		} else if at, err := time.Parse(time.RFC1123, retryAfter); err == nil {
+			te.RetryAfter = time.Until(at)
+		}
+	}
+	return te
 }

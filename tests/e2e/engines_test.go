@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/opfsync/opfsync/pkg/syncengine"
+	"github.com/opfsync/opfsync/pkg/syncengine/httpsync"
 )
 
 // itemsSchema is the app schema of the end-to-end tests.
@@ -28,7 +29,7 @@ type client struct {
 // fastSync retries quickly, so fault-heavy tests finish in seconds.
 func fastSync(url string) syncengine.SyncOptions {
 	return syncengine.SyncOptions{
-		Transport:      &syncengine.HTTPTransport{URL: url, Token: devToken},
+		Transport:      &httpsync.Transport{URL: url, Token: devToken},
 		PushBatch:      20,
 		PullLimit:      7,
 		PullInterval:   150 * time.Millisecond,

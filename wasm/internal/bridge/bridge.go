@@ -32,10 +32,14 @@ type StorageOpener func(ctx context.Context, name, kind string) (Storage, error)
 
 // Bridge owns at most one open engine and serves requests in the order they
 // arrive (so a read sent after a write sees it); only sync runs alongside.
+// TransportMaker returns the transport to a sync server at url (its
+// origin) with a bearer token: fetch in the browser, net/http natively.
+type TransportMaker func(url, token string) syncengine.Transport
+
 type Bridge struct {
-	post    func(string)
-	storage StorageOpener
-	http    syncengine.Transport // nil: an HTTPTransport per open (tests may inject one)
+	post      func(string)
+	storage   StorageOpener
+	transport TransportMaker
 
 	mu    sync.Mutex
 	cond  *sync.Cond
@@ -49,10 +53,11 @@ type Bridge struct {
 	storeMu sync.Mutex // guards eng/syncer for the sync goroutines
 }
 
-// New returns a bridge that posts answers and events with post and opens
-// storage with storage, and starts serving.
-func New(post func(string), storage StorageOpener) *Bridge {
-	b := &Bridge{post: post, storage: storage}
+// New returns a bridge that posts answers and events with post, opens
+// storage with storage and reaches sync servers through transport, and
+// starts serving.
+func New(post func(string), storage StorageOpener, transport TransportMaker) *Bridge {
+	b := &Bridge{post: post, storage: storage, transport: transport}
 	b.cond = sync.NewCond(&b.mu)
 	go b.serve()
 	return b

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/opfsync/opfsync/pkg/syncengine"
+	"github.com/opfsync/opfsync/pkg/syncengine/httpsync"
 	"github.com/opfsync/opfsync/pkg/syncserver"
 )
 
@@ -38,7 +39,7 @@ func newPage(t *testing.T) *page {
 		}
 		// Natively, "opfs" stands for a file in the test's temp dir.
 		return Storage{Path: filepath.Join(t.TempDir(), name+".db"), Kind: "file", Close: func() error { return nil }}, nil
-	})
+	}, func(url, token string) syncengine.Transport { return &httpsync.Transport{URL: url, Token: token} })
 	t.Cleanup(func() { p.call("close", nil) })
 	return p
 }

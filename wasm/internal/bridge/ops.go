@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/opfsync/opfsync/pkg/protocol"
@@ -53,7 +52,21 @@ func decode(raw json.RawMessage, into any, op string) error {
 	return nil
 }
 
-var storeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+// validStoreName: 1 to 64 of [A-Za-z0-9_.-], starting with a letter or digit
+// (it becomes an OPFS file name).
+func validStoreName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 type openArgs struct {
 	Name    string             `json:"name"`
@@ -81,7 +94,7 @@ func (b *Bridge) open(raw json.RawMessage) (any, error) {
 	if b.eng != nil {
 		return nil, validation("open: the store is already open")
 	}
-	if !storeName.MatchString(a.Name) {
+	if !validStoreName(a.Name) {
 		return nil, validation("open: name %s must be 1 to 64 letters, digits, '_', '.' or '-'", quote(a.Name))
 	}
 	if a.Storage == "" {
@@ -111,10 +124,7 @@ func (b *Bridge) open(raw json.RawMessage) (any, error) {
 	eng.Query(ctx, "SELECT count(*) FROM pending")
 	var syncer *syncengine.Syncer
 	if a.Sync != nil {
-		tr := b.http
-		if tr == nil {
-			tr = &syncengine.HTTPTransport{URL: a.Sync.URL, Token: a.Sync.Token}
-		}
+		tr := b.transport(a.Sync.URL, a.Sync.Token)
 		if syncer, err = eng.StartSync(syncengine.SyncOptions{Transport: tr}); err != nil {
 			eng.Close()
 			st.Close()

@@ -15,6 +15,7 @@ import (
 	"github.com/hack-pad/safejs"
 	"github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/vfs"
+	"github.com/opfsync/opfsync/wasm/internal/jsutil"
 )
 
 // The tests run in a dedicated worker of headless Chromium through
@@ -168,15 +169,15 @@ func exists(t testing.TB, dir, name string) bool {
 	t.Helper()
 	ctx := context.Background()
 	d, err := openDir(ctx, dir, false)
-	if errorName(err) == "NotFoundError" {
+	if jsutil.ErrorName(err) == "NotFoundError" {
 		return false
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts, _ := safejs.ValueOf(map[string]any{"create": false})
-	_, err = callAwait(ctx, d, "getFileHandle", nil, name, opts)
-	switch errorName(err) {
+	_, err = jsutil.CallAwait(ctx, d, "getFileHandle", nil, name, opts)
+	switch jsutil.ErrorName(err) {
 	case "":
 		return true
 	case "NotFoundError":

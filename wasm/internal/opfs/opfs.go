@@ -81,6 +81,7 @@ import (
 	"github.com/hack-pad/safejs"
 	"github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/vfs"
+	"github.com/opfsync/opfsync/wasm/internal/jsutil"
 )
 
 // Errors Open and Delete wrap. Both also answer errors.As with a
@@ -202,11 +203,11 @@ func (db *DB) openFile(ctx context.Context, d safejs.Value, kind int) (*handle, 
 	if err != nil {
 		return nil, err
 	}
-	fh, err := callAwait(ctx, d, "getFileHandle", nil, fname, opts)
+	fh, err := jsutil.CallAwait(ctx, d, "getFileHandle", nil, fname, opts)
 	if err != nil {
 		return nil, classify(err)
 	}
-	sah, err := callAwait(ctx, fh, "createSyncAccessHandle", func(late safejs.Value) {
+	sah, err := jsutil.CallAwait(ctx, fh, "createSyncAccessHandle", func(late safejs.Value) {
 		db.io.close.Invoke(late) // Open gave up (ctx ended): release the lock
 	})
 	if err != nil {
@@ -223,7 +224,7 @@ func (db *DB) openFile(ctx context.Context, d safejs.Value, kind int) (*handle, 
 // classify maps the DOMExceptions of handle acquisition to ErrLocked and
 // ErrUnavailable.
 func classify(err error) error {
-	switch errorName(err) {
+	switch jsutil.ErrorName(err) {
 	case "NoModificationAllowedError":
 		return fmt.Errorf("%w (%v)", ErrLocked, err)
 	case "SecurityError", "NotSupportedError":
@@ -250,7 +251,7 @@ func openDir(ctx context.Context, dir string, create bool) (safejs.Value, error)
 	if !hasSyncAccessHandles() {
 		return undef, ErrUnavailable
 	}
-	d, err := callAwait(ctx, storage, "getDirectory", nil)
+	d, err := jsutil.CallAwait(ctx, storage, "getDirectory", nil)
 	if err != nil {
 		return undef, classify(err)
 	}
@@ -262,7 +263,7 @@ func openDir(ctx context.Context, dir string, create bool) (safejs.Value, error)
 		return undef, err
 	}
 	for _, seg := range strings.Split(dir, "/") {
-		if d, err = callAwait(ctx, d, "getDirectoryHandle", nil, seg, opts); err != nil {
+		if d, err = jsutil.CallAwait(ctx, d, "getDirectoryHandle", nil, seg, opts); err != nil {
 			return undef, classify(err)
 		}
 	}
@@ -345,15 +346,15 @@ func Delete(ctx context.Context, dir, name string) error {
 		return err
 	}
 	d, err := openDir(ctx, dir, false)
-	if errorName(err) == "NotFoundError" {
+	if jsutil.ErrorName(err) == "NotFoundError" {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("opfs: delete %s: %w", join(dir, name), err)
 	}
 	for _, s := range suffixes {
-		_, err := callAwait(ctx, d, "removeEntry", nil, name+s)
-		switch errorName(err) {
+		_, err := jsutil.CallAwait(ctx, d, "removeEntry", nil, name+s)
+		switch jsutil.ErrorName(err) {
 		case "", "NotFoundError":
 		default:
 			return fmt.Errorf("opfs: delete %s: %w", join(dir, name+s), classify(err))

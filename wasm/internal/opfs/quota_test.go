@@ -13,6 +13,7 @@ import (
 	"github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/vfs"
 	"github.com/opfsync/opfsync/pkg/syncengine"
+	"github.com/opfsync/opfsync/wasm/internal/jsutil"
 )
 
 // A full quota, for real: the runner lowers the page origin's storage quota
@@ -32,7 +33,7 @@ func setQuota(t testing.TB, bytes *int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := await(context.Background(), p, nil); err != nil {
+	if _, err := jsutil.Await(context.Background(), p, nil); err != nil {
 		t.Fatalf("setQuota: %v", err)
 	}
 }
@@ -42,7 +43,7 @@ func usage(t testing.TB) int64 {
 	t.Helper()
 	nav, _ := safejs.Global().Get("navigator")
 	storage, _ := nav.Get("storage")
-	est, err := callAwait(context.Background(), storage, "estimate", nil)
+	est, err := jsutil.CallAwait(context.Background(), storage, "estimate", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/util/vfsutil"
 	"github.com/ncruces/go-sqlite3/vfs"
+	"github.com/opfsync/opfsync/wasm/internal/jsutil"
 )
 
 // opfsVFS serves the pre-opened files of one DB. Every method is
@@ -173,7 +174,7 @@ func (f *file) WriteAt(b []byte, off int64) (int, error) {
 var errClosed = errors.New("opfs: the database was closed (DB.Close) while SQLite still used it")
 
 // errShortWrite: the handle wrote fewer bytes than asked (no space).
-var errShortWrite = &jsError{Name: "QuotaExceededError", Message: "short write"}
+var errShortWrite = &jsutil.Error{Name: "QuotaExceededError", Message: "short write"}
 
 func (h *handle) writeAt(b []byte, off int64) (int, error) {
 	if h.sah.IsUndefined() {
@@ -201,7 +202,7 @@ func (h *handle) writeAt(b []byte, off int64) (int, error) {
 // ioError tags err with SQLITE_FULL when the quota is exhausted, otherwise
 // with code; the JS error name stays in the message.
 func ioError(err error, code sqlite3.ExtendedErrorCode) error {
-	if errorName(err) == "QuotaExceededError" {
+	if jsutil.ErrorName(err) == "QuotaExceededError" {
 		return vfs.SystemError(err, sqlite3.FULL)
 	}
 	return vfs.SystemError(err, code)

@@ -1,4 +1,4 @@
-package syncengine
+package protocol
 
 import (
 	"strings"
@@ -14,7 +14,7 @@ func TestReadEventsParsesServerSentEvents(t *testing.T) {
 		"event: poke\ndata: unterminated"
 	type ev struct{ name, data string }
 	var got []ev
-	if err := readEvents(strings.NewReader(stream), func(name, data string) { got = append(got, ev{name, data}) }); err != nil {
+	if err := ReadEvents(strings.NewReader(stream), func(name, data string) { got = append(got, ev{name, data}) }); err != nil {
 		t.Fatal(err)
 	}
 	want := []ev{{"poke", `{"cursor":"7"}`}, {"message", "first\nsecond"}, {"poke", `{"cursor":"8"}`}, {"other", ""}}
