@@ -6,7 +6,7 @@ DIST := web/dist
 WASM_FLAGS := -trimpath -ldflags='-s -w'
 FUZZTIME ?= 10s
 
-.PHONY: all build wasm web server test test-go test-wasm-node test-wasm-smoke test-wasm-browser test-browser fuzz vet bench bench-go run clean
+.PHONY: all build wasm web server test test-go test-wasm-node test-wasm-smoke test-wasm-browser test-browser fuzz vet bench bench-go run screenshots icons clean
 
 all: build
 
@@ -96,15 +96,28 @@ bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=5 ./pkg/syncengine | tee bench-results/go-bench.txt
 
 ## run: build everything, then start the sync server on 127.0.0.1:8080 with
-## the SQLite file data/opfsync.db, serving web/ at /, and a development
-## token (make run TOKEN=... to choose another). Ctrl-C stops it.
+## the SQLite file data/opfsync.db, serving web/ at / (the demo at /demo/),
+## and a development token (make run TOKEN=... to choose another; the demo
+## asks for it in Settings). Ctrl-C stops it.
 TOKEN ?= dev-token
 ADDR ?= 127.0.0.1:8080
 run: build
-	@echo "opfsync-server: http://$(ADDR)/  (development token: $(TOKEN))"
+	@echo "opfsync demo:   http://$(ADDR)/demo/  (open it in two windows or browser profiles to see sync)"
+	@echo "token:          $(TOKEN)  (the demo's default; change it in the demo's Settings)"
+	@echo "opfsync-server: http://$(ADDR)/  (developer notes)"
 	@echo "  try: curl -s http://$(ADDR)/healthz"
 	@echo "       curl -s -H 'Authorization: Bearer $(TOKEN)' 'http://$(ADDR)/sync/pull'"
 	exec bin/opfsync-server -addr $(ADDR) -db ./data/opfsync.db -static web -token $(TOKEN)
+
+## screenshots: the demo's screenshots in docs/screenshots/ (headless system
+## Chromium against the real server); icons: the demo's PNG icons from its SVG.
+screenshots: build
+	@test -d tests/node_modules/playwright-core || npm ci --prefix tests --no-audit --no-fund
+	node tests/browser/screenshots.mjs
+
+icons:
+	@test -d tests/node_modules/playwright-core || npm ci --prefix tests --no-audit --no-fund
+	node tests/browser/icons.mjs
 
 clean:
 	rm -rf $(DIST) bin

@@ -179,6 +179,56 @@ export interface ImportResult {
   skipped: number;
 }
 
+/** One outbox entry, as inspect() shows it. */
+export interface PendingMutation {
+  /** The outbox order: mutations reach the server in seq order. */
+  seq: number;
+  mutationId: string;
+  collection: string;
+  id: string;
+  op: 'put' | 'patch' | 'delete';
+  origin: 'user' | 'agent' | 'system' | 'migration';
+  /** The mutation's hybrid-logical-clock stamp. */
+  hlc: string;
+  /** How many times it was sent without an answer that settled it. */
+  attempts: number;
+  /** Why the last attempt failed ('' if none did). */
+  lastError: string;
+}
+
+/** The persisted pull state. */
+export interface PullState {
+  state: 'Idle' | 'FetchingFirstPage' | 'FetchingNextPage' | 'Error';
+  error: string;
+  /** The server's cursor after the last applied page ('' before the first). */
+  cursor: string;
+  /** Bumped by a full resync; a page answering an older epoch is discarded. */
+  epoch: number;
+  /** Whether the first full pull has completed. */
+  hydrated: boolean;
+}
+
+/** What inspect() returns. */
+export interface Inspection {
+  /** This database's stable client id (the node of its clock stamps). */
+  clientId: string;
+  /** The mutationVersion: bumped by every local mutation. */
+  version: number;
+  /** SQLite's journal mode ('wal' on OPFS, 'memory' for storage 'memory'). */
+  journalMode: string;
+  /** The app schema's version, and the engine's own schema version. */
+  schemaVersion: number;
+  engineSchema: number;
+  /** Live (not deleted) records per declared collection. */
+  collections: { [collection: string]: number };
+  /** Mutations in the outbox (all of them, not just those listed). */
+  pendingCount: number;
+  pending: PendingMutation[];
+  pull: PullState;
+  /** localStorage keys already imported, with their marker (JSON: {at, imported, skipped}). */
+  migrations: { [key: string]: string };
+}
+
 export type SQLParam = string | number | boolean | null;
 
 export interface Store {
@@ -216,6 +266,13 @@ export interface Store {
   import(dump: Dump): Promise<ImportResult>;
   /** SQLite's PRAGMA integrity_check: 'ok' when the database is sound. */
   integrityCheck(): Promise<string>;
+  /**
+   * The engine's state, for an inspector panel or a bug report: who this
+   * client is, live records per collection, the outbox (oldest first, at most
+   * `limit` entries, default 100; `pendingCount` is the full count), the pull
+   * state and the localStorage migration markers. Works from any tab.
+   */
+  inspect(options?: { limit?: number }): Promise<Inspection>;
   /** Close the store (another tab takes over the database); later calls reject with CLOSED. */
   close(): Promise<void>;
 }

@@ -28,6 +28,7 @@
 /** @typedef {import('./opfsync.js').OpenOptions} OpenOptions */
 /** @typedef {import('./opfsync.js').Status} Status */
 /** @typedef {import('./opfsync.js').MigrationReport} MigrationReport */
+/** @typedef {import('./opfsync.js').Inspection} Inspection */
 
 import { ERROR_CODES, Link, OpfsyncError, closedError, report, toError, uuid } from './opfsync-link.js';
 
@@ -560,6 +561,29 @@ class Store {
     this.#checkOpen();
     const res = await this.#link.call('integrityCheck', '{}');
     return res.result;
+  }
+
+  /**
+   * inspect resolves to the engine's state, for an inspector panel: the
+   * client id, mutationVersion, journal mode, schema versions, live records
+   * per collection, the outbox (oldest first, at most options.limit entries,
+   * default 100, and its full count), the pull state and the localStorage
+   * migration markers. Works from any tab (a follower asks the leader).
+   * @param {{limit?: number}} [options]
+   * @returns {Promise<Inspection>}
+   */
+  async inspect(options) {
+    this.#checkOpen();
+    const args = {};
+    if (options !== undefined) {
+      if (!isPlainObject(options)) throw invalid(`inspect: options must be an object like {limit: 20}, got ${describe(options)}`);
+      checkKeys(options, ['limit'], 'inspect');
+      if (options.limit !== undefined) {
+        if (!Number.isInteger(options.limit) || options.limit < 1 || options.limit > 10000) throw invalid(`inspect: limit must be an integer from 1 to 10000, got ${describe(options.limit)}`);
+        args.limit = options.limit;
+      }
+    }
+    return this.#link.call('inspect', JSON.stringify(args));
   }
 
   /**

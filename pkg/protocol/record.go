@@ -92,10 +92,10 @@ type Op string
 
 // Mutation kinds. Put writes every declared field (absent ones as null) and
 // DeletedField=false; Patch writes some fields and never DeletedField;
-// Delete writes only DeletedField=true; Merge re-sends fields written
-// elsewhere (an import) under their original stamp and may include
-// DeletedField: a record whose fields carry different stamps becomes one
-// Merge per stamp, since a Mutation has one HLC.
+// Delete writes only DeletedField=true; Merge writes some fields and may
+// include DeletedField: an import re-sends fields under their original
+// stamp (one Merge per stamp, since a Mutation has one HLC), and a
+// migration inserts a record with just the fields it has.
 const (
 	OpPut    Op = "put"
 	OpPatch  Op = "patch"

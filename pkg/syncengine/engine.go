@@ -433,3 +433,29 @@ func (e *Engine) IntegrityCheck(ctx context.Context) (string, error) {
 	})
 	return strings.Join(out, "\n"), err
 }
+
+// metaLastSyncAt is the meta key of the last successful sync (Unix ms).
+const metaLastSyncAt = "last_sync_at"
+
+// setMeta writes one meta key in its own transaction (no change event).
+func (e *Engine) setMeta(ctx context.Context, key, value string) error {
+	return e.call(ctx, func() error {
+		return e.write(func(*txn) error {
+			return storageErr("write meta "+key, e.stmts.exec(`INSERT INTO meta (key, value) VALUES (?, ?)
+				ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value))
+		})
+	})
+}
+
+// lastSyncAt returns the persisted time of the last successful sync (0 if
+// none).
+func (e *Engine) lastSyncAt(ctx context.Context) (int64, error) {
+	var at int64
+	err := e.call(ctx, func() error {
+		return e.stmts.query(`SELECT value FROM meta WHERE key = ?`, []any{metaLastSyncAt}, func(st *sqlite3.Stmt) error {
+			at, _ = strconv.ParseInt(st.ColumnText(0), 10, 64)
+			return nil
+		})
+	})
+	return at, storageErr("read meta", err)
+}

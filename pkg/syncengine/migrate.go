@@ -145,10 +145,10 @@ func (e *Engine) migrateItem(t *txn, ci *collectionInfo, m Migration, item Recor
 	case !cur.exists() && m.Mode == MigratePatch:
 		return "refers to a record that does not exist", nil
 	case !cur.exists():
-		op = protocol.OpPut
-		for _, name := range ci.fields {
-			values[name] = jsonNull
-		}
+		// Only the fields the item gives are written (not the others as
+		// null, as a put would), so a later key in mode patch can still
+		// fill the rest — e.g. starred ids kept under their own key.
+		op = protocol.OpMerge
 		for name, v := range p.values {
 			values[name] = v
 		}

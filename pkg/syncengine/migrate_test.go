@@ -28,7 +28,7 @@ func TestMigrateImportsOnceWithMarker(t *testing.T) {
 		t.Fatalf("a = %v", got)
 	}
 	ms := te.pending()
-	if len(ms) != 2 || ms[0].Origin != protocol.OriginMigration || ms[0].Op != protocol.OpPut {
+	if len(ms) != 2 || ms[0].Origin != protocol.OriginMigration || ms[0].Op != protocol.OpMerge || len(ms[0].Fields) != 3 {
 		t.Fatalf("outbox %+v", ms)
 	}
 	before := te.snapshot()
@@ -83,12 +83,16 @@ func TestMigrateNeverOverridesWhatExists(t *testing.T) {
 	if got := te.get("todos", "new"); got["title"] != "legacy new" {
 		t.Fatalf("new = %v", got)
 	}
-	// Patch mode skips records that do not exist.
+	// Patch mode skips records that do not exist, and fills the fields a
+	// migration insert did not write.
 	res, err = te.Migrate(ctx, Migration{Key: "stars", Collection: "todos", Mode: MigratePatch, Items: []Record{
-		{"id": "missing", "done": true}, {"id": "a", "done": true},
+		{"id": "missing", "done": true}, {"id": "a", "done": true}, {"id": "new", "done": true},
 	}})
-	if err != nil || res.Imported != 1 || res.Skipped != 1 || res.Errors[0].ID != "missing" {
+	if err != nil || res.Imported != 2 || res.Skipped != 1 || res.Errors[0].ID != "missing" {
 		t.Fatalf("patch mode: %+v %v", res, err)
+	}
+	if got := te.get("todos", "new"); got["done"] != true || got["title"] != "legacy new" {
+		t.Fatalf("new after the patch-mode key = %v", got)
 	}
 	if _, err := te.Migrate(ctx, Migration{Key: "x", Collection: "nope"}); CodeOf(err) != CodeValidation {
 		t.Fatalf("unknown collection: %v", err)

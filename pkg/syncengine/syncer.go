@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -79,6 +80,7 @@ type Syncer struct {
 	status Status     // last status reported
 	cursor string     // pull cursor after the last applied page
 	stream bool       // an event stream is connected
+	saved  int64      // LastSyncAt as last persisted
 }
 
 // StartSync starts the engine's sync loop with opts. An engine has at most
@@ -95,6 +97,10 @@ func (e *Engine) StartSync(opts SyncOptions) (*Syncer, error) {
 		return nil, err
 	}
 	pending, err := e.PendingCount(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	lastSync, err := e.lastSyncAt(context.Background())
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +121,8 @@ func (e *Engine) StartSync(opts SyncOptions) (*Syncer, error) {
 		online: make(chan bool, 1),
 		ctx:    ctx,
 		stop:   cancel,
-		status: Status{Online: true, Pending: pending},
+		status: Status{Online: true, Pending: pending, LastSyncAt: lastSync},
+		saved:  lastSync,
 		cursor: ps.Cursor,
 	}
 	s.unsub = e.Subscribe(func(ev Event) {
@@ -321,10 +328,14 @@ func (s *Syncer) cycle(ctx context.Context, push, pull bool) error {
 	s.updateStatus(func(st *Status) { st.Syncing = true })
 	err := s.syncOnce(ctx, push, pull)
 	s.refreshPending(ctx)
+	at := time.Now().UnixMilli()
+	if err == nil {
+		s.persistLastSync(ctx, at)
+	}
 	s.updateStatus(func(st *Status) {
 		st.Syncing = false
 		if err == nil {
-			st.Online, st.Error, st.LastSyncAt = true, "", time.Now().UnixMilli()
+			st.Online, st.Error, st.LastSyncAt = true, "", at
 			return
 		}
 		st.Error = err.Error()
@@ -520,5 +531,27 @@ func (s *Syncer) listen(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// lastSyncPersistEvery limits how often a successful sync's time is written
+// to the database: each write is a durable commit, and a slightly stale
+// "last synced" after a reload is harmless.
+const lastSyncPersistEvery = 10 * time.Second
+
+// persistLastSync stores at (the end of a successful sync) in meta when the
+// stored value is older than lastSyncPersistEvery, so status().lastSyncAt
+// survives reloads.
+func (s *Syncer) persistLastSync(ctx context.Context, at int64) {
+	s.mu.Lock()
+	due := at-s.saved >= lastSyncPersistEvery.Milliseconds()
+	s.mu.Unlock()
+	if !due {
+		return
+	}
+	if s.e.setMeta(ctx, metaLastSyncAt, strconv.FormatInt(at, 10)) == nil {
+		s.mu.Lock()
+		s.saved = at
+		s.mu.Unlock()
 	}
 }

@@ -304,3 +304,29 @@ func TestCloseStopsTheSyncer(t *testing.T) {
 		t.Fatalf("SyncNow after Close: %v", err)
 	}
 }
+
+func TestLastSyncAtSurvivesAReopen(t *testing.T) {
+	tr := newScriptTransport(t)
+	te := openTest(t, testSchema())
+	s, err := te.StartSync(SyncOptions{Transport: tr, NoEvents: true, PullInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SyncNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	at := s.Status().LastSyncAt
+	if at == 0 {
+		t.Fatal("no lastSyncAt after a sync")
+	}
+	te.reopen(testSchema())
+	s, err = te.StartSync(SyncOptions{Transport: tr, NoEvents: true, PullInterval: time.Hour, MinBackoff: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Persisted at most every lastSyncPersistEvery, so it may be a little
+	// older than the last sync, never newer, never lost.
+	if got := s.Status().LastSyncAt; got == 0 || got > at || at-got > lastSyncPersistEvery.Milliseconds() {
+		t.Fatalf("lastSyncAt after reopen = %d, last sync was %d", got, at)
+	}
+}

@@ -272,6 +272,51 @@ describe('JS API', { timeout: 180000 }, () => {
     assert.match(out.openUnknownKey.error.message, /strage/);
   });
 
+  test('inspect: client, collections, outbox, pull state, migration markers; also from a follower tab', { timeout: 60000 }, async () => {
+    await page.evaluate(() => localStorage.setItem('insp-legacy', JSON.stringify([{ id: 'l1', title: 'legacy' }])));
+    const out = await page.evaluate(async () => {
+      await T.open('insp', { name: 'insp', migrateLocalStorage: [{ key: 'insp-legacy', collection: 'todos', map: (v) => JSON.parse(v) }] });
+      const s = T.stores.insp;
+      await s.put('todos', { id: 'a', title: 'A' });
+      await s.patch('todos', 'a', { done: true });
+      await s.put('stars', { id: 's1', starred: true });
+      await s.delete('todos', 'l1');
+      return {
+        all: await s.inspect(),
+        two: await s.inspect({ limit: 2 }),
+        bad: await Promise.all([{ limit: 0 }, { limit: 1.5 }, { limit: '3' }, { max: 3 }, 'x'].map((o) => T.attempt(() => s.inspect(o)))),
+      };
+    });
+    const { all, two } = out;
+    assert.match(all.clientId, /^c[0-9a-f]+$/);
+    assert.equal(all.journalMode, 'wal');
+    assert.equal(all.schemaVersion, 1);
+    assert.deepEqual(all.collections, { drafts: 0, stars: 1, todos: 1 });
+    assert.equal(all.pendingCount, 5);
+    assert.deepEqual(all.pending.map((m) => [m.op, m.collection, m.id, m.origin]),
+      [['merge', 'todos', 'l1', 'migration'], ['put', 'todos', 'a', 'user'], ['patch', 'todos', 'a', 'user'], ['put', 'stars', 's1', 'user'], ['delete', 'todos', 'l1', 'user']]);
+    assert.ok(all.pending.every((m) => m.attempts === 0 && m.lastError === '' && m.mutationId && m.hlc && m.seq > 0));
+    assert.deepEqual(all.pull, { state: 'Idle', error: '', cursor: '', epoch: 0, hydrated: false });
+    assert.deepEqual(Object.keys(all.migrations), ['insp-legacy']);
+    assert.equal(JSON.parse(all.migrations['insp-legacy']).imported, 1);
+    assert.equal(two.pendingCount, 5);
+    assert.equal(two.pending.length, 2);
+    for (const b of out.bad) assert.equal(b.error?.code, 'VALIDATION', JSON.stringify(b));
+
+    // A follower tab asks the leader's engine.
+    const follower = await env.profile.newPage(env.url);
+    const seen = await follower.evaluate(async () => {
+      await T.open('insp', { name: 'insp' });
+      return { leader: T.stores.insp.status().leader, inspection: await T.stores.insp.inspect({ limit: 1 }) };
+    });
+    assert.equal(seen.leader, false);
+    assert.equal(seen.inspection.clientId, all.clientId);
+    assert.equal(seen.inspection.pendingCount, 5);
+    await follower.evaluate(() => T.stores.insp.close());
+    await follower.close();
+    await page.evaluate(() => T.stores.insp.close());
+  });
+
   test('storage memory: works, and a reopened memory store starts empty', { timeout: 60000 }, async () => {
     const out = await page.evaluate(async () => {
       await T.open('m1', { name: 'mem', storage: 'memory' });

@@ -20,15 +20,19 @@ const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /**
- * startServer copies web/dist/ and tests/browser/pages/ into a temp folder
- * (served as /dist/ and /pages/) and starts bin/opfsync-server on it with a
- * temp database. It resolves to {url, pull(), stop()}.
+ * startServer copies web/dist/, web/demo/ (with web/demo-sw.js) and
+ * tests/browser/pages/ into a temp folder (served as /dist/, /demo/,
+ * /demo-sw.js and /pages/, as make run serves web/) and starts
+ * bin/opfsync-server on it with a temp database. It resolves to
+ * {url, pull(), pause(), resume(), stop()}.
  */
 export async function startServer() {
   const dir = await mkdtemp(path.join(tmpdir(), 'opfsync-browser-'));
   const stat = path.join(dir, 'static');
   await cp(path.join(ROOT, 'web/dist'), path.join(stat, 'dist'), { recursive: true });
   await cp(path.join(here, '../pages'), path.join(stat, 'pages'), { recursive: true });
+  await cp(path.join(ROOT, 'web/demo'), path.join(stat, 'demo'), { recursive: true });
+  await cp(path.join(ROOT, 'web/demo-sw.js'), path.join(stat, 'demo-sw.js'));
   // Another copy of web/dist/ deeper in the tree (the client must work from
   // any folder), and one without opfsync.wasm (a broken deployment).
   await cp(path.join(ROOT, 'web/dist'), path.join(stat, 'assets/v2'), { recursive: true });
@@ -36,11 +40,14 @@ export async function startServer() {
   const tokens = {};
   for (let n = 1; n <= 20; n++) tokens[userToken(n)] = `user-${n}`;
   await writeFile(path.join(dir, 'tokens.json'), JSON.stringify(tokens));
-  const proc = spawn(path.join(ROOT, 'bin/opfsync-server'),
-    ['-addr', '127.0.0.1:0', '-db', path.join(dir, 'server.db'), '-token', TOKEN, '-tokens', path.join(dir, 'tokens.json'), '-static', stat],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let proc = null;
   let log = '';
-  const url = await new Promise((resolve, reject) => {
+  // spawnServer starts the binary on addr and resolves to the URL it logs.
+  const spawnServer = (addr) => new Promise((resolve, reject) => {
+    log = '';
+    proc = spawn(path.join(ROOT, 'bin/opfsync-server'),
+      ['-addr', addr, '-db', path.join(dir, 'server.db'), '-token', TOKEN, '-tokens', path.join(dir, 'tokens.json'), '-static', stat],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
     const timer = setTimeout(() => reject(new Error(`opfsync-server did not start in 10 s:\n${log}`)), 10000);
     const onData = (chunk) => {
       log += chunk;
@@ -54,9 +61,20 @@ export async function startServer() {
     proc.stderr.on('data', onData);
     proc.on('exit', (code) => reject(new Error(`opfsync-server exited (${code}):\n${log}`)));
   });
+  const kill = async () => {
+    if (proc && proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise((r) => proc.on('exit', r));
+      proc.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    }
+  };
+  const url = await spawnServer('127.0.0.1:0');
   return {
     url,
     dir,
+    /** static is the folder served at /. */
+    static: stat,
     log: () => log,
     /** pull returns the server's records of the user of token: {"collection/id": {field: value}} (tombstoned ones included, with _deleted). */
     async pull(token = TOKEN) {
@@ -75,31 +93,32 @@ export async function startServer() {
         if (!page.hasMore) return out;
       }
     },
+    /** pause stops the server (nothing answers on its port); resume starts it again on the same port with the same database. */
+    pause: kill,
+    async resume() {
+      await spawnServer(new URL(url).host);
+    },
     async stop() {
-      if (proc.exitCode === null) {
-        const exited = new Promise((r) => proc.on('exit', r));
-        proc.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-        if (proc.exitCode === null) proc.kill('SIGKILL');
-      }
+      await kill();
       await rm(dir, { recursive: true, force: true });
     },
   };
 }
 
 /**
- * launchProfile starts headless Chromium on a fresh persistent profile.
+ * launchProfile starts headless Chromium on a fresh persistent profile;
+ * options go to launchPersistentContext (e.g. viewport, colorScheme).
  * It resolves to {context, newPage(url), close()}; closing removes the
  * profile.
  */
-export async function launchProfile() {
+export async function launchProfile(options = {}) {
   try {
     await access(CHROMIUM);
   } catch {
     throw new Error(`no Chromium at ${CHROMIUM}: install the Debian package chromium (apt-get install chromium) or set CHROMIUM to a Chromium binary; the tests never download a browser`);
   }
   const dir = await mkdtemp(path.join(tmpdir(), 'opfsync-profile-'));
-  const context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args: ARGS });
+  const context = await chromium.launchPersistentContext(dir, { ...options, executablePath: CHROMIUM, headless: true, args: ARGS });
   const debug = !!process.env.OPFSYNC_TEST_DEBUG;
   return {
     context,
