@@ -564,6 +564,21 @@ class Store {
   }
 
   /**
+   * _applyPullPage applies a page of remote changes ({changes, cursor,
+   * hasMore}, as GET /sync/pull answers) through the engine's real apply
+   * path, as if the sync loop had fetched it. Internal: for benchmarks and
+   * tests only — data applied this way is treated as server-confirmed and is
+   * never pushed.
+   * @param {{changes: object[], cursor?: string, hasMore?: boolean}} page
+   * @returns {Promise<{applied: boolean, changed: number, skipped: number}>}
+   */
+  async _applyPullPage(page) {
+    this.#checkOpen();
+    if (!isPlainObject(page) || !Array.isArray(page.changes)) throw invalid('_applyPullPage: page must be {changes: [...]}');
+    return this.#link.call('applyPullPage', encode({ page }, '_applyPullPage'));
+  }
+
+  /**
    * inspect resolves to the engine's state, for an inspector panel: the
    * client id, mutationVersion, journal mode, schema versions, live records
    * per collection, the outbox (oldest first, at most options.limit entries,

@@ -156,3 +156,19 @@ func (e *Engine) ResetPull(ctx context.Context) (PullState, error) {
 	})
 	return ps, err
 }
+
+// ApplyRemotePage applies one page of remote changes as a complete pull
+// cycle of its own (begin, apply, done), exactly as if the sync loop had
+// fetched it. For benchmarks and tests that measure or exercise the apply
+// path without a server; apps never need it.
+func (e *Engine) ApplyRemotePage(ctx context.Context, page *protocol.PullResponse) (PullPageResult, error) {
+	ps, err := e.BeginPull(ctx)
+	if err != nil {
+		return PullPageResult{}, err
+	}
+	cp := *page
+	if cp.Cursor == "" {
+		cp.Cursor = ps.Cursor // keep the position: the page did not come from the server
+	}
+	return e.ApplyPullPage(ctx, ps.Epoch, &cp)
+}

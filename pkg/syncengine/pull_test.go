@@ -120,3 +120,16 @@ func TestPullPageIsAtomic(t *testing.T) {
 		t.Fatalf("pull state moved without the page: %+v", ps)
 	}
 }
+
+func TestApplyRemotePageRunsAWholePullCycle(t *testing.T) {
+	te := openTest(t, testSchema())
+	res, err := te.ApplyRemotePage(context.Background(), &protocol.PullResponse{Changes: []protocol.RecordState{
+		remoteRec("todos", "a", protocol.Fields{"_deleted": fieldState(false, stamp(10, "o"), protocol.OriginUser)}),
+	}})
+	if err != nil || !res.Applied || res.Changed != 1 || res.State.State != PullIdle || res.State.Cursor != "" {
+		t.Fatalf("ApplyRemotePage: %+v %v", res, err)
+	}
+	if te.get("todos", "a") == nil {
+		t.Fatal("record not applied")
+	}
+}

@@ -38,6 +38,7 @@ func init() {
 		"sync":           {run: (*Bridge).sync, needsOpen: true, async: true},
 		"integrityCheck": {run: (*Bridge).integrityCheck, needsOpen: true},
 		"inspect":        {run: (*Bridge).inspect, needsOpen: true},
+		"applyPullPage":  {run: (*Bridge).applyPullPage, needsOpen: true},
 	}
 }
 
@@ -368,4 +369,19 @@ func (b *Bridge) inspect(raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	return b.eng.Inspect(context.Background(), a.Limit)
+}
+
+// applyPullPage applies a pull page given by the page (benchmarks, tests).
+func (b *Bridge) applyPullPage(raw json.RawMessage) (any, error) {
+	var a struct {
+		Page protocol.PullResponse `json:"page"`
+	}
+	if err := decode(raw, &a, "applyPullPage"); err != nil {
+		return nil, err
+	}
+	res, err := b.eng.ApplyRemotePage(context.Background(), &a.Page)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"applied": res.Applied, "changed": res.Changed, "skipped": res.Skipped}, nil
 }
