@@ -6,7 +6,7 @@ DIST := web/dist
 WASM_FLAGS := -trimpath -ldflags='-s -w'
 FUZZTIME ?= 10s
 
-.PHONY: all build wasm web server test test-go test-wasm-node test-wasm-smoke test-wasm-browser test-browser fuzz vet bench bench-go run screenshots icons clean
+.PHONY: all build wasm web server test test-go test-wasm-node test-wasm-smoke test-wasm-browser test-browser fuzz vet bench bench-go bench-profile run screenshots icons clean
 
 all: build
 
@@ -87,13 +87,28 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzApplyRemotePage$$' -fuzztime=$(FUZZTIME) ./pkg/syncengine
 	$(GO) test -run='^$$' -fuzz='^FuzzParseHLC$$' -fuzztime=$(FUZZTIME) ./pkg/protocol
 
-## bench: the benchmarks that exist so far (the browser suite comes with the
-## performance issue); bench-go: the native Go benchmarks of the engine.
-bench: bench-go
+## bench: the browser benchmark (tests/bench/README.md): opfsync through its
+## public API against @sqlite.org/sqlite-wasm (opfs-sahpool) and Dexie in
+## headless system Chromium; prints a markdown table, writes bench-results/.
+## bench-go: the native Go benchmarks of the engine. bench-profile: a CPU
+## profile of the worker during one workload (PROFILE_EXPR, see the README).
+BENCH_DEPS := tests/bench/node_modules/.package-lock.json
+$(BENCH_DEPS): tests/bench/package.json tests/bench/package-lock.json
+	npm ci --prefix tests/bench --no-audit --no-fund --loglevel=error
+	@touch $@
+
+bench: build $(BENCH_DEPS)
+	node tests/bench/run.mjs
 
 bench-go:
 	@mkdir -p bench-results
 	$(GO) test -run='^$$' -bench=. -benchmem -count=5 ./pkg/syncengine | tee bench-results/go-bench.txt
+
+PROFILE_EXPR ?= X.profileApplyPage()
+bench-profile: build $(BENCH_DEPS)
+	@mkdir -p bench-results
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -o bench-results/opfsync-names.wasm ./wasm
+	node tests/bench/profile.mjs '$(PROFILE_EXPR)'
 
 ## run: build everything, then start the sync server on 127.0.0.1:8080 with
 ## the SQLite file data/opfsync.db, serving web/ at / (the demo at /demo/),

@@ -2,22 +2,19 @@
 // loopback port serving web/dist/ and the test pages, and headless system
 // Chromium profiles (persistent contexts: the default incognito context keeps
 // OPFS in memory) driven by playwright-core.
-import { spawn } from 'node:child_process';
-import { access, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, ROOT, checkChromium, spawnServer, stopServer } from '../../lib/server.mjs';
 
+export { ROOT, CHROMIUM };
 const here = path.dirname(fileURLToPath(import.meta.url));
-export const ROOT = path.resolve(here, '../../..');
-export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const TOKEN = 'browser-test-token';
 /** userToken(n) is the bearer token of test user n (1 to 20): each test can have its own data on the server. */
 export const userToken = (n) => `browser-test-user-${n}`;
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /**
  * startServer copies web/dist/, web/demo/ (with web/demo-sw.js) and
@@ -40,42 +37,20 @@ export async function startServer() {
   const tokens = {};
   for (let n = 1; n <= 20; n++) tokens[userToken(n)] = `user-${n}`;
   await writeFile(path.join(dir, 'tokens.json'), JSON.stringify(tokens));
-  let proc = null;
-  let log = '';
-  // spawnServer starts the binary on addr and resolves to the URL it logs.
-  const spawnServer = (addr) => new Promise((resolve, reject) => {
-    log = '';
-    proc = spawn(path.join(ROOT, 'bin/opfsync-server'),
-      ['-addr', addr, '-db', path.join(dir, 'server.db'), '-token', TOKEN, '-tokens', path.join(dir, 'tokens.json'), '-static', stat],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => reject(new Error(`opfsync-server did not start in 10 s:\n${log}`)), 10000);
-    const onData = (chunk) => {
-      log += chunk;
-      const m = /msg="opfsync-server listening".*url=(\S+)/.exec(log);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', onData);
-    proc.on('exit', (code) => reject(new Error(`opfsync-server exited (${code}):\n${log}`)));
-  });
-  const kill = async () => {
-    if (proc && proc.exitCode === null && proc.signalCode === null) {
-      const exited = new Promise((r) => proc.on('exit', r));
-      proc.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-    }
+  let server = null;
+  const flags = ['-db', path.join(dir, 'server.db'), '-token', TOKEN, '-tokens', path.join(dir, 'tokens.json'), '-static', stat];
+  const start = async (addr) => {
+    server = await spawnServer(addr, flags);
+    return server.url;
   };
-  const url = await spawnServer('127.0.0.1:0');
+  const kill = () => stopServer(server?.proc);
+  const url = await start('127.0.0.1:0');
   return {
     url,
     dir,
     /** static is the folder served at /. */
     static: stat,
-    log: () => log,
+    log: () => server?.log() ?? '',
     /** pull returns the server's records of the user of token: {"collection/id": {field: value}} (tombstoned ones included, with _deleted). */
     async pull(token = TOKEN) {
       const out = {};
@@ -96,7 +71,7 @@ export async function startServer() {
     /** pause stops the server (nothing answers on its port); resume starts it again on the same port with the same database. */
     pause: kill,
     async resume() {
-      await spawnServer(new URL(url).host);
+      await start(new URL(url).host);
     },
     async stop() {
       await kill();
@@ -112,13 +87,9 @@ export async function startServer() {
  * profile.
  */
 export async function launchProfile(options = {}) {
-  try {
-    await access(CHROMIUM);
-  } catch {
-    throw new Error(`no Chromium at ${CHROMIUM}: install the Debian package chromium (apt-get install chromium) or set CHROMIUM to a Chromium binary; the tests never download a browser`);
-  }
+  await checkChromium();
   const dir = await mkdtemp(path.join(tmpdir(), 'opfsync-profile-'));
-  const context = await chromium.launchPersistentContext(dir, { ...options, executablePath: CHROMIUM, headless: true, args: ARGS });
+  const context = await chromium.launchPersistentContext(dir, { ...options, executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   const debug = !!process.env.OPFSYNC_TEST_DEBUG;
   return {
     context,
