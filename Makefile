@@ -3,7 +3,9 @@ SHELL := /bin/bash
 GO ?= go
 GOROOT := $(shell $(GO) env GOROOT)
 DIST := web/dist
-WASM_FLAGS := -trimpath -ldflags='-s -w'
+# -B (no bounds checks) for the machine-translated SQLite only: README.md, "Bounds checks".
+SQLITE_GCFLAGS := -gcflags=github.com/ncruces/go-sqlite3-wasm/v6=-B
+WASM_FLAGS := -trimpath -ldflags='-s -w' $(SQLITE_GCFLAGS)
 FUZZTIME ?= 10s
 
 .PHONY: all build wasm web server test test-go test-wasm-node test-wasm-smoke test-wasm-browser test-browser fuzz vet bench bench-go bench-profile run screenshots icons clean
@@ -107,7 +109,7 @@ bench-go:
 PROFILE_EXPR ?= X.profileApplyPage()
 bench-profile: build $(BENCH_DEPS)
 	@mkdir -p bench-results
-	GOOS=js GOARCH=wasm $(GO) build -trimpath -o bench-results/opfsync-names.wasm ./wasm
+	GOOS=js GOARCH=wasm $(GO) build -trimpath $(SQLITE_GCFLAGS) -o bench-results/opfsync-names.wasm ./wasm
 	node tests/bench/profile.mjs '$(PROFILE_EXPR)'
 
 ## run: build everything, then start the sync server on 127.0.0.1:8080 with

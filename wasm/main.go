@@ -12,6 +12,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/hack-pad/safejs"
 	"github.com/opfsync/opfsync/pkg/syncengine"
@@ -19,7 +20,13 @@ import (
 	"github.com/opfsync/opfsync/wasm/internal/fetch"
 )
 
+// gcPercent trades memory for time: the worker's live heap is small (the
+// data lives in SQLite) while a bulk apply allocates tens of MB of
+// short-lived garbage, so the collector runs at 4x the live heap, not 2x.
+const gcPercent = 300
+
 func main() {
+	debug.SetGCPercent(gcPercent)
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "opfsync:", err)
 		os.Exit(1)

@@ -56,19 +56,24 @@ func (h HLC) After(o HLC) bool { return h.Compare(o) > 0 }
 // String returns the canonical text form "WWWWWWWWWWWWW-CCCCCC-node"; text
 // forms compare byte-wise in the same order as Compare. The zero HLC is "".
 func (h HLC) String() string {
-	if h.IsZero() {
-		return ""
-	}
 	var b [hlcTextBase + MaxNodeLen]byte
-	out := strconv.AppendInt(b[:0], h.Wall, 10)
-	out = padLeft(out, 0, 13)
-	out = append(out, '-')
-	start := len(out)
-	out = strconv.AppendUint(out, uint64(h.Counter), 10)
-	out = padLeft(out, start, 6)
-	out = append(out, '-')
-	out = append(out, h.Node...)
-	return string(out)
+	return string(h.AppendText(b[:0]))
+}
+
+// AppendText appends the canonical text form (String) to dst.
+func (h HLC) AppendText(dst []byte) []byte {
+	if h.IsZero() {
+		return dst
+	}
+	base := len(dst)
+	dst = strconv.AppendInt(dst, h.Wall, 10)
+	dst = padLeft(dst, base, 13)
+	dst = append(dst, '-')
+	start := len(dst)
+	dst = strconv.AppendUint(dst, uint64(h.Counter), 10)
+	dst = padLeft(dst, start, 6)
+	dst = append(dst, '-')
+	return append(dst, h.Node...)
 }
 
 // padLeft left-pads b[start:] with zeros to width digits.

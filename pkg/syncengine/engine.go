@@ -38,6 +38,7 @@ type Engine struct {
 	// Owned by the engine goroutine.
 	conn     *sqlite3.Conn
 	stmts    *stmtCache
+	scratch  []byte // reused encoding buffer (saveBase); SQLite copies what it binds
 	schema   Schema
 	clock    *protocol.Clock
 	clientID string

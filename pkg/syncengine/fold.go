@@ -112,21 +112,23 @@ func (e *Engine) loadBase(collection, id string) (protocol.Fields, error) {
 }
 
 func decodeBase(raw []byte, into *protocol.Fields) error {
-	if err := json.Unmarshal(raw, into); err != nil {
+	f, err := protocol.DecodeFields(raw)
+	if err != nil {
 		return &Error{Code: CodeStorage, Message: "a base record is corrupt", Err: err}
 	}
+	*into = f
 	return nil
 }
 
-// saveBase writes a record's base fields. They are encoded with marshalJSON,
-// not json.Marshal: json.Marshal HTML-escapes <, > and & inside the raw
-// values, so a value read back from base would differ byte for byte from
-// the same value in the outbox or in memory (and from the server's).
+// saveBase writes a record's base fields in their canonical JSON
+// (Fields.AppendJSON: no HTML escaping, so a value read back from base is
+// byte for byte the same as in the outbox, in memory and on the server).
 func (e *Engine) saveBase(collection, id string, fields protocol.Fields) error {
-	raw, err := marshalJSON(fields)
+	raw, err := fields.AppendJSON(e.scratch[:0])
 	if err != nil {
 		return &Error{Code: CodeInternal, Message: "encode base record", Err: err}
 	}
+	e.scratch = raw
 	return e.stmts.exec(`INSERT INTO base (collection, id, fields) VALUES (?, ?, ?)
 		ON CONFLICT (collection, id) DO UPDATE SET fields = excluded.fields`, collection, id, raw)
 }

@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+
+	"github.com/opfsync/opfsync/pkg/protocol"
 )
 
 // request is one message from the page: an id (echoed in the answer), an
@@ -47,13 +48,28 @@ func decodeRequest(msg string) (request, error) {
 	if len(msg) > maxMessageBytes {
 		return r, fmt.Errorf("message is %d bytes, the limit is %d", len(msg), maxMessageBytes)
 	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(msg)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
+	// One pass over the message (it can carry megabytes: an import, a
+	// pull page), leaving args raw for the op to decode.
+	err := protocol.WalkObject([]byte(msg), func(key string, value []byte) error {
+		switch key {
+		case "id":
+			r.ID = json.RawMessage(value)
+		case "op":
+			r.Op = ""
+			if string(value) != "null" {
+				if err := json.Unmarshal(value, &r.Op); err != nil {
+					return errors.New("op must be a string")
+				}
+			}
+		case "args":
+			r.Args = json.RawMessage(value)
+		default:
+			return fmt.Errorf("unknown key %s", quote(key))
+		}
+		return nil
+	})
+	if err != nil {
 		return r, fmt.Errorf("not a request message: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return r, errors.New("not a request message: trailing data")
 	}
 	if len(r.ID) == 0 || !(r.ID[0] == '"' || r.ID[0] == '-' || r.ID[0] >= '0' && r.ID[0] <= '9') {
 		return r, errors.New("request has no id (a number or a string)")

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -373,13 +374,21 @@ func (b *Bridge) inspect(raw json.RawMessage) (any, error) {
 
 // applyPullPage applies a pull page given by the page (benchmarks, tests).
 func (b *Bridge) applyPullPage(raw json.RawMessage) (any, error) {
-	var a struct {
-		Page protocol.PullResponse `json:"page"`
+	var page *protocol.PullResponse
+	err := protocol.WalkObject(raw, func(key string, value []byte) (err error) {
+		if key != "page" {
+			return fmt.Errorf("unknown key %s", quote(key))
+		}
+		page, err = protocol.DecodePullResponse(value)
+		return err
+	})
+	if err == nil && page == nil {
+		err = errors.New("page is missing")
 	}
-	if err := decode(raw, &a, "applyPullPage"); err != nil {
-		return nil, err
+	if err != nil {
+		return nil, validation("applyPullPage: bad arguments: %v", err)
 	}
-	res, err := b.eng.ApplyRemotePage(context.Background(), &a.Page)
+	res, err := b.eng.ApplyRemotePage(context.Background(), page)
 	if err != nil {
 		return nil, err
 	}

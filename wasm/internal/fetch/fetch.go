@@ -125,7 +125,7 @@ func (t *Transport) exchange(ctx context.Context, op, method, path, query string
 	if resp.status != 200 {
 		return syncengine.ResponseError(op, resp.status, text, resp.retryAfter)
 	}
-	if err := json.Unmarshal(text, out); err != nil {
+	if err := protocol.Unmarshal(text, out); err != nil {
 		return &syncengine.TransportError{Op: op, Err: fmt.Errorf("read answer: %w", err)}
 	}
 	return nil
