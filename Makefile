@@ -88,6 +88,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzValidateWrite$$' -fuzztime=$(FUZZTIME) ./pkg/syncengine
 	$(GO) test -run='^$$' -fuzz='^FuzzApplyRemotePage$$' -fuzztime=$(FUZZTIME) ./pkg/syncengine
 	$(GO) test -run='^$$' -fuzz='^FuzzParseHLC$$' -fuzztime=$(FUZZTIME) ./pkg/protocol
+	$(GO) test -run='^$$' -fuzz='^FuzzFieldsCodec$$' -fuzztime=$(FUZZTIME) ./pkg/protocol
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodePullResponse$$' -fuzztime=$(FUZZTIME) ./pkg/protocol
 
 ## bench: the browser benchmark (tests/bench/README.md): opfsync through its
 ## public API against @sqlite.org/sqlite-wasm (opfs-sahpool) and Dexie in

@@ -70,7 +70,7 @@ async function main() {
   }
   const meta = {
     date: new Date().toISOString(),
-    chromium: execFileSync(CHROMIUM, ['--version'], { encoding: 'utf8' }).trim(),
+    chromium: execFileSync(CHROMIUM, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(),
     commit: gitCommit(),
     cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}`,
     load: { before: loadBefore.map((x) => +x.toFixed(2)), after: os.loadavg().map((x) => +x.toFixed(2)) },
