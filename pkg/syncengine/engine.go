@@ -28,14 +28,14 @@ import (
 // done. All methods are safe for concurrent use.
 type Engine struct {
 	opts     Options
-	reqs     chan func()
-	stopped  chan struct{} // closed when the engine goroutine has exited
+	turn     chan struct{} // holds a token while a call runs: one call at a time, FIFO
+	stopped  chan struct{} // closed once Close has closed the database
 	events   *dispatcher
 	closeMu  sync.Mutex // guards isClosed and syncer
 	isClosed bool
 	syncer   *Syncer
 
-	// Owned by the engine goroutine.
+	// Used only by the call holding the turn (and by Open before it returns).
 	conn     *sqlite3.Conn
 	stmts    *stmtCache
 	scratch  []byte // reused encoding buffer (saveBase); SQLite copies what it binds
@@ -59,33 +59,16 @@ type Engine struct {
 func Open(ctx context.Context, opts Options) (*Engine, error) {
 	e := &Engine{
 		opts:    opts,
-		reqs:    make(chan func()),
+		turn:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 		events:  newDispatcher(),
 	}
-	opened := make(chan error, 1)
-	go e.loop(ctx, opened)
-	if err := <-opened; err != nil {
+	if err := e.open(ctx); err != nil {
+		e.closeConn()
 		e.events.stop()
 		return nil, err
 	}
 	return e, nil
-}
-
-// loop is the engine goroutine: it opens the database, then runs queued
-// requests one at a time until Close.
-func (e *Engine) loop(ctx context.Context, opened chan<- error) {
-	defer close(e.stopped)
-	if err := e.open(ctx); err != nil {
-		e.closeConn()
-		opened <- err
-		return
-	}
-	opened <- nil
-	for !e.quit {
-		req := <-e.reqs
-		req()
-	}
 }
 
 func (e *Engine) open(ctx context.Context) error {
@@ -233,26 +216,27 @@ func (e *Engine) loadMeta() error {
 	return nil
 }
 
-// call runs fn on the engine goroutine and returns its error. It returns
-// ErrClosed after Close, and ctx's error when ctx ends before fn starts; once
-// fn has started it runs to completion.
+// call runs fn alone on the engine (calls run one at a time, in the order
+// they asked, each in its caller's goroutine: no hand-off to another
+// goroutine, which on js/wasm costs more than a point read) and returns its
+// error. It returns ErrClosed after Close, and ctx's error when ctx ends
+// before fn starts; once fn has started it runs to completion.
 func (e *Engine) call(ctx context.Context, fn func() error) error {
-	done := make(chan error, 1)
-	req := func() {
-		if err := ctx.Err(); err != nil {
-			done <- err
-			return
-		}
-		done <- fn()
-	}
 	select {
-	case e.reqs <- req:
+	case e.turn <- struct{}{}:
 	case <-e.stopped:
 		return ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return <-done
+	defer func() { <-e.turn }()
+	if e.quit {
+		return ErrClosed // Close ran while this call waited
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return fn()
 }
 
 // Close waits for running calls, closes the database and stops event
@@ -274,6 +258,7 @@ func (e *Engine) Close() error {
 		e.quit = true
 		return e.closeConn()
 	})
+	close(e.stopped)
 	e.events.stop()
 	if err == ErrClosed {
 		return nil
@@ -344,7 +329,7 @@ func (t *txn) touch(table string) {
 	t.tables[table] = true
 }
 
-// write runs fn in one IMMEDIATE transaction on the engine goroutine. If fn
+// write runs fn in one IMMEDIATE transaction within the current call. If fn
 // touched any table, the mutation version is bumped and persisted with the
 // clock in the same transaction. After commit, a ChangeEvent and fn's events
 // are emitted; on any error everything is rolled back and nothing emitted.

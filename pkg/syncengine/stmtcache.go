@@ -9,7 +9,7 @@ import (
 
 // stmtCache keeps the engine's internal statements prepared for the life of
 // the connection: every operation runs a handful of fixed SQL texts, so each
-// is compiled once. Only the engine goroutine touches it.
+// is compiled once. Only the call holding the engine's turn touches it.
 type stmtCache struct {
 	conn  *sqlite3.Conn
 	stmts map[string]*sqlite3.Stmt

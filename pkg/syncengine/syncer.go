@@ -90,8 +90,8 @@ func (e *Engine) StartSync(opts SyncOptions) (*Syncer, error) {
 		return nil, errorf(CodeValidation, "sync needs a transport")
 	}
 	opts.defaults()
-	// Read the starting state before taking closeMu: the engine goroutine
-	// takes closeMu too (after commits), so no engine call may wait under it.
+	// Read the starting state before taking closeMu: an engine call takes
+	// closeMu too (after commits), so no engine call may wait under it.
 	ps, err := e.PullState(context.Background())
 	if err != nil {
 		return nil, err

@@ -43,7 +43,8 @@ type Bridge struct {
 
 	mu    sync.Mutex
 	cond  *sync.Cond
-	queue []string
+	queue []decoded
+	busy  bool // a message is being handled (inline or by serve)
 
 	// Owned by the serving goroutine.
 	eng     *syncengine.Engine
@@ -63,36 +64,77 @@ func New(post func(string), storage StorageOpener, transport TransportMaker) *Br
 	return b
 }
 
-// Receive queues one message from the page. It never blocks (it is called
-// from a JS callback, which must not wait).
+// Receive serves one message from the page. It is called from a JS
+// callback, so it must never wait for the JS event loop: an op that awaits
+// JS promises (open, close and the async sync) is queued for the serving
+// goroutine. Any other op is run right here when nothing is queued or
+// running (after open, the engine's storage I/O is synchronous), which
+// saves the goroutine hand-off that costs more than a point read on
+// js/wasm; otherwise it is queued behind the others, so requests are
+// always served in the order they arrived.
 func (b *Bridge) Receive(msg string) {
+	req, err := decodeRequest(msg)
+	d := decoded{req, err}
 	b.mu.Lock()
-	b.queue = append(b.queue, msg)
+	if b.busy || len(b.queue) > 0 || !d.runsInline() {
+		b.queue = append(b.queue, d)
+		b.mu.Unlock()
+		b.cond.Signal()
+		return
+	}
+	b.busy = true
 	b.mu.Unlock()
-	b.cond.Signal()
+	b.handle(d)
+	b.mu.Lock()
+	b.busy = false
+	more := len(b.queue) > 0
+	b.mu.Unlock()
+	if more {
+		b.cond.Signal()
+	}
 }
 
-func (b *Bridge) next() string {
+// decoded is a message from the page, decoded (or why it could not be).
+type decoded struct {
+	req request
+	err error
+}
+
+// runsInline reports whether d is a request whose op may run inside a JS
+// callback. Malformed messages go through the queue (answered in order).
+func (d decoded) runsInline() bool {
+	if d.err != nil {
+		return false
+	}
+	op, ok := ops[d.req.Op]
+	return ok && !op.awaitsJS && !op.async
+}
+
+func (b *Bridge) next() decoded {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for len(b.queue) == 0 {
+	for len(b.queue) == 0 || b.busy {
 		b.cond.Wait()
 	}
-	msg := b.queue[0]
-	b.queue[0] = ""
+	d := b.queue[0]
+	b.queue[0] = decoded{}
 	b.queue = b.queue[1:]
-	return msg
+	b.busy = true
+	return d
 }
 
 func (b *Bridge) serve() {
 	for {
 		b.handle(b.next())
+		b.mu.Lock()
+		b.busy = false
+		b.mu.Unlock()
 	}
 }
 
 // handle runs one message to its answer.
-func (b *Bridge) handle(msg string) {
-	req, err := decodeRequest(msg)
+func (b *Bridge) handle(d decoded) {
+	req, err := d.req, d.err
 	if err != nil {
 		if len(req.ID) > 0 {
 			b.reply(req.ID, nil, &syncengine.Error{Code: syncengine.CodeValidation, Message: err.Error()})

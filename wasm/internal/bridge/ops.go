@@ -11,20 +11,23 @@ import (
 	"github.com/opfsync/opfsync/pkg/syncengine"
 )
 
-// op is one request kind: its handler, whether it needs an open store, and
-// whether it may run alongside later requests (sync waits on the network).
+// op is one request kind: its handler, whether it needs an open store,
+// whether it may run alongside later requests (sync waits on the network),
+// and whether it awaits JS promises (so it can never run inside a JS
+// callback).
 type op struct {
 	run       func(b *Bridge, args json.RawMessage) (any, error)
 	needsOpen bool
 	async     bool
+	awaitsJS  bool
 }
 
 var ops map[string]op
 
 func init() {
 	ops = map[string]op{
-		"open":           {run: (*Bridge).open},
-		"close":          {run: (*Bridge).close},
+		"open":           {run: (*Bridge).open, awaitsJS: true},
+		"close":          {run: (*Bridge).close, awaitsJS: true},
 		"put":            {run: (*Bridge).put, needsOpen: true},
 		"patch":          {run: (*Bridge).patch, needsOpen: true},
 		"delete":         {run: (*Bridge).delete, needsOpen: true},
