@@ -95,8 +95,10 @@ func hasSpaceOutsideStrings(v []byte) bool {
 	return false
 }
 
-// appendJSONString appends s as a JSON string with encoding/json's escaping
-// minus the HTML escapes (as Marshal does).
+// AppendJSONString appends s as a JSON string, byte for byte as Marshal
+// encodes it (encoding/json's escaping without the HTML escapes).
+func AppendJSONString(dst []byte, s string) []byte { return appendJSONString(dst, s) }
+
 func appendJSONString(dst []byte, s string) []byte {
 	if needsNoEscape(s) {
 		dst = append(dst, '"')

@@ -173,6 +173,15 @@ func quote(s string) string {
 
 // reply posts the answer to request id.
 func (b *Bridge) reply(id json.RawMessage, result any, err error) {
+	if enc, ok := result.(encoded); ok && err == nil {
+		msg := make([]byte, 0, len(enc)+len(id)+20)
+		msg = append(msg, `{"id":`...)
+		msg = append(msg, id...)
+		msg = append(msg, `,"result":`...)
+		msg = append(msg, enc...)
+		b.post(string(append(msg, '}')))
+		return
+	}
 	a := answer{ID: id}
 	if err != nil {
 		a.Error = errorOf(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/opfsync/opfsync/pkg/protocol"
@@ -261,13 +262,7 @@ func (b *Bridge) get(raw json.RawMessage) (any, error) {
 	if err != nil || rec == nil {
 		return json.RawMessage("null"), err
 	}
-	return rec, nil
-}
-
-type queryResult struct {
-	Rows    json.RawMessage `json:"rows"`
-	Tables  []string        `json:"tables"`
-	Version uint64          `json:"version"`
+	return encodeRecord(rec)
 }
 
 func (b *Bridge) query(raw json.RawMessage) (any, error) {
@@ -288,11 +283,21 @@ func (b *Bridge) query(raw json.RawMessage) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := encodeRows(rows)
-	if err != nil {
+	// {"rows": [...], "tables": [...], "version": n}, encoded in one buffer.
+	out := append(make([]byte, 0, 256), `{"rows":`...)
+	if out, err = encodeRows(out, rows); err != nil {
 		return nil, err
 	}
-	return queryResult{Rows: out, Tables: rows.Tables, Version: rows.Version}, nil
+	out = append(out, `,"tables":[`...)
+	for i, t := range rows.Tables {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = protocol.AppendJSONString(out, t)
+	}
+	out = append(out, `],"version":`...)
+	out = strconv.AppendUint(out, rows.Version, 10)
+	return encoded(append(out, '}')), nil
 }
 
 func (b *Bridge) export(json.RawMessage) (any, error) {
