@@ -219,7 +219,7 @@ class EngineWorker {
 
 // Ops a follower may ask the leader to run (open, close and setOnline are the
 // leader's own business).
-const REMOTE_OPS = new Set(['put', 'patch', 'delete', 'apply', 'get', 'query', 'export', 'import', 'migrate', 'sync', 'status', 'integrityCheck', 'inspect', 'applyPullPage']);
+const REMOTE_OPS = new Set(['put', 'patch', 'delete', 'apply', 'batch', 'get', 'query', 'export', 'import', 'migrate', 'sync', 'status', 'integrityCheck', 'inspect', 'applyPullPage']);
 
 const OPEN_LOCKED_RETRY_MS = 10000;     // openStore: a reloaded page frees its handles in ~200 ms, a killed busy worker in 1-3 s
 const TAKEOVER_LOCKED_RETRY_MS = 10000; // takeover: a busy dead worker may run on for 1-3 s

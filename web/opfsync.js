@@ -250,9 +250,44 @@ class Store {
   }
 
   /** write runs a write op with a fresh requestId. */
+  /**
+   * #write sends one write request. Writes made in the same tick (e.g. a
+   * Promise.all of puts) go to the engine together in one `batch` message
+   * and are committed in one transaction, one storage flush for all; each
+   * still resolves or rejects on its own, once that commit is durable.
+   */
   #write(op, args) {
     args.requestId = uuid();
-    return this.#link.call(op, encode(args, op));
+    const json = encode(args, op);
+    return new Promise((resolve, reject) => {
+      this.#queuedWrites.push({ op, json, resolve, reject });
+      if (this.#queuedWrites.length === 1) queueMicrotask(() => this.#flushWrites());
+    });
+  }
+
+  /** Writes of the current tick, not yet sent (see #write). */
+  #queuedWrites = [];
+
+  #flushWrites() {
+    const batch = this.#queuedWrites;
+    this.#queuedWrites = [];
+    if (batch.length === 0) return;
+    if (batch.length === 1) {
+      this.#link.call(batch[0].op, batch[0].json).then(batch[0].resolve, batch[0].reject);
+      return;
+    }
+    const requests = batch.map((w) => `{"op":${JSON.stringify(w.op)},"args":${w.json}}`).join(',');
+    this.#link.call('batch', `{"requests":[${requests}]}`).then((res) => {
+      const results = res && Array.isArray(res.results) ? res.results : [];
+      batch.forEach((w, i) => {
+        const r = results[i];
+        if (r && r.error) w.reject(toError(r.error));
+        else if (r && r.result) w.resolve(r.result);
+        else w.reject(new OpfsyncError('INTERNAL', 'the engine did not answer this write of a batch'));
+      });
+    }, (err) => {
+      for (const w of batch) w.reject(err);
+    });
   }
 
   #dispatch(name, data) {
@@ -608,6 +643,7 @@ class Store {
    */
   close() {
     if (this.#closing) return this.#closing;
+    this.#flushWrites(); // writes made just before close() still go out first
     this.#closed = true;
     for (const w of this.#watches) w.active = false;
     this.#watches.clear();

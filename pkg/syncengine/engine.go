@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -321,6 +322,14 @@ type txn struct {
 	events []Event
 	queued bool // local mutations were added to the outbox
 }
+
+// snapshot returns t's state, for restore when a savepoint is rolled back.
+func (t *txn) snapshot() txn {
+	return txn{tables: maps.Clone(t.tables), events: t.events[:len(t.events):len(t.events)], queued: t.queued}
+}
+
+// restore puts back a snapshot's state.
+func (t *txn) restore(s txn) { *t = s }
 
 func (t *txn) touch(table string) {
 	if t.tables == nil {

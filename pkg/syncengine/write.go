@@ -73,56 +73,150 @@ const requestMemory = 7 * 24 * time.Hour
 // request whose id was already applied is answered with that result
 // without writing anything again. Ids are remembered for a week.
 func (e *Engine) ApplyRequest(ctx context.Context, requestID string, writes ...Write) (WriteResult, error) {
-	var res WriteResult
-	if len(writes) == 0 {
-		return res, errorf(CodeValidation, "no writes given")
-	}
-	if len(requestID) > 128 {
-		return res, errorf(CodeValidation, "request id is longer than 128 bytes")
-	}
+	out := e.ApplyRequests(ctx, []Request{{ID: requestID, Writes: writes}})
+	return out[0].Result, out[0].Err
+}
+
+// Request is one exactly-once write request of ApplyRequests: its id (""
+// for none) and its writes, applied all or nothing.
+type Request struct {
+	ID     string
+	Writes []Write
+}
+
+// RequestResult is the outcome of one Request: its result, or the error
+// that refused it (then nothing of it was written).
+type RequestResult struct {
+	Result WriteResult
+	Err    error
+}
+
+// ApplyRequests applies independent requests in one transaction, so in
+// one commit (one flush to storage) however many there are. Each request is
+// applied exactly as ApplyRequest would apply it, all or nothing on its own:
+// one that is refused (CodeValidation, CodeNotFound, an id already applied
+// answered from its record) leaves the others alone. A storage failure of
+// the transaction fails every request that was to be written in it. The
+// result has one entry per request, in order.
+func (e *Engine) ApplyRequests(ctx context.Context, reqs []Request) []RequestResult {
+	out := make([]RequestResult, len(reqs))
 	err := e.call(ctx, func() error {
-		if requestID != "" {
-			done, err := e.appliedRequest(requestID, &res)
-			if err != nil || done {
-				return err
+		todo := make([][]preparedWrite, len(reqs)) // nil: answered without writing
+		pending := 0
+		for i, r := range reqs {
+			if todo[i], out[i].Err = e.prepareRequest(r, &out[i].Result); todo[i] != nil {
+				pending++
 			}
 		}
-		prepared := make([]preparedWrite, len(writes))
-		for i, w := range writes {
-			p, err := e.prepareWrite(w)
-			if err != nil {
-				if len(writes) > 1 {
-					return wrapIndex(i, err)
+		if pending == 0 {
+			return nil
+		}
+		werr := e.write(func(t *txn) error {
+			for i, r := range reqs {
+				if todo[i] == nil {
+					continue
 				}
-				return err
-			}
-			prepared[i] = p
-		}
-		err := e.write(func(t *txn) error {
-			res.MutationIDs = res.MutationIDs[:0]
-			for i, p := range prepared {
-				id, err := e.applyLocal(t, p)
-				if err != nil {
-					if len(writes) > 1 {
-						return wrapIndex(i, err)
+				if err := e.applyRequestIn(t, r.ID, todo[i], len(r.Writes) > 1, &out[i].Result); err != nil {
+					if code := CodeOf(err); code == CodeStorage || code == CodeInternal {
+						return err
 					}
-					return err
+					out[i], todo[i] = RequestResult{Err: err}, nil
 				}
-				res.MutationIDs = append(res.MutationIDs, id)
 			}
-			if requestID == "" {
-				return nil
-			}
-			res.Version = e.version + 1 // what write() is about to commit
-			return e.recordRequest(requestID, res)
+			return nil
 		})
-		res.Version = e.version
-		return err
+		for i := range reqs {
+			switch {
+			case todo[i] == nil:
+			case werr != nil:
+				out[i] = RequestResult{Err: werr}
+			default:
+				out[i].Result.Version = e.version
+			}
+		}
+		return nil
 	})
-	if err != nil {
-		return WriteResult{}, err
+	if err != nil { // closed, or ctx ended before the call ran
+		for i := range out {
+			out[i] = RequestResult{Err: err}
+		}
 	}
-	return res, nil
+	return out
+}
+
+// prepareRequest validates r. It returns the prepared writes to apply, or
+// nil with res filled (r's id was already applied) or with the error that
+// refuses it.
+func (e *Engine) prepareRequest(r Request, res *WriteResult) ([]preparedWrite, error) {
+	if len(r.Writes) == 0 {
+		return nil, errorf(CodeValidation, "no writes given")
+	}
+	if len(r.ID) > 128 {
+		return nil, errorf(CodeValidation, "request id is longer than 128 bytes")
+	}
+	if r.ID != "" {
+		done, err := e.appliedRequest(r.ID, res)
+		if err != nil || done {
+			return nil, err
+		}
+	}
+	prepared := make([]preparedWrite, len(r.Writes))
+	for i, w := range r.Writes {
+		p, err := e.prepareWrite(w)
+		if err != nil {
+			if len(r.Writes) > 1 {
+				return nil, wrapIndex(i, err)
+			}
+			return nil, err
+		}
+		prepared[i] = p
+	}
+	return prepared, nil
+}
+
+// applyRequestIn applies one prepared request inside the open transaction
+// t, under a savepoint: on error everything it wrote is rolled back and
+// the transaction goes on. A request id already applied earlier in the
+// transaction is answered from its record. The result's version is what write() is about
+// to commit.
+func (e *Engine) applyRequestIn(t *txn, requestID string, prepared []preparedWrite, indexed bool, res *WriteResult) (err error) {
+	if requestID != "" {
+		// The same id earlier in this batch: answer with its result.
+		if done, err := e.appliedRequest(requestID, res); err != nil || done {
+			return err
+		}
+	}
+	if err := e.conn.Exec(`SAVEPOINT request`); err != nil {
+		return storageErr("savepoint", err)
+	}
+	saved := t.snapshot()
+	defer func() {
+		if err != nil {
+			t.restore(saved)
+			if rerr := e.conn.Exec(`ROLLBACK TO request`); rerr != nil {
+				err = storageErr("roll back a refused request", rerr)
+			}
+		}
+		if rerr := e.conn.Exec(`RELEASE request`); rerr != nil && err == nil {
+			err = storageErr("release savepoint", rerr)
+		}
+	}()
+	res.MutationIDs = res.MutationIDs[:0]
+	for i, p := range prepared {
+		id, err := e.applyLocal(t, p)
+		if err != nil {
+			if indexed {
+				return wrapIndex(i, err)
+			}
+			return err
+		}
+		res.MutationIDs = append(res.MutationIDs, id)
+	}
+	if requestID == "" {
+		return nil
+	}
+	res.Version = e.version + 1 // what write() is about to commit
+	return e.recordRequest(requestID, *res)
 }
 
 // appliedRequest loads the recorded result of requestID, if it was applied.

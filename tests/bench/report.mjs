@@ -17,6 +17,7 @@ const ROWS = [
   { key: 'put95', label: 'W2 single durable put, call → resolved, p95 ms', get: (r) => r.writes.put.p95 },
   { key: 'watch50', label: 'W2 put → watch delivered the row, p50 ms', get: (r) => r.writes.watch.p50, target: 1.5 },
   { key: 'watch95', label: 'W2 put → watch delivered the row, p95 ms', get: (r) => r.writes.watch.p95 },
+  { key: 'burst', label: 'W2b 100 puts made in one tick, until all resolved (sqlite-wasm: 100 commits), ms', get: (r) => r.burst },
   { key: 'reads', label: 'W3 1,000 get by id, ms', get: (r) => r.reads, target: 2, beatDexie: true },
   { key: 'queries', label: 'W4 100 × top 100 by an indexed field, ms', get: (r) => r.queries, target: 2, beatDexie: true },
   { key: 'patches', label: 'W5 1,000 patches in one batch, ms', get: (r) => r.patches },

@@ -27,6 +27,48 @@ describe('JS API', { timeout: 180000 }, () => {
     assert.ok(ms.cold < 15000, `cold start took ${ms.cold} ms`);
   });
 
+  test('writes made in the same tick commit together, each answered on its own', { timeout: 60000 }, async () => {
+    const out = await page.evaluate(async () => {
+      await T.open('tick', { name: 'tick' });
+      const s = T.stores.tick;
+      const seeded = (await s.put('todos', { id: 'seed', title: 'seed' })).version;
+      const changes = [];
+      // The seed's own change event may still arrive: count only later ones.
+      const off = s.on('change', (c) => { if (c.version > seeded) changes.push(c.version); });
+      const settle = (p) => p.then((v) => ({ ok: v }), (e) => ({ code: e.code, message: e.message }));
+      const results = await Promise.all([
+        ...Array.from({ length: 20 }, (_, i) => settle(s.put('todos', { id: `p${i}`, title: `t${i}`, rank: i }))),
+        settle(s.patch('todos', 'missing', { done: true })),
+        settle(s.put('todos', { id: 'bad', rank: 'high' })),
+        settle(s.patch('todos', 'seed', { done: true })),
+        settle(s.delete('todos', 'p0')),
+      ]);
+      const deadline = Date.now() + 3000;
+      while (changes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 200)); // a second change event would show by now
+      off();
+      return {
+        results,
+        count: (await s.query("SELECT count(*) AS n FROM todos WHERE id LIKE 'p%'"))[0].n,
+        seed: await s.get('todos', 'seed'),
+        bad: await s.get('todos', 'bad'),
+        changes,
+        pending: (await s.inspect({ limit: 1 })).pendingCount,
+      };
+    });
+    const ok = out.results.filter((r) => r.ok);
+    assert.equal(ok.length, 22, JSON.stringify(out.results));
+    assert.equal(out.results[20].code, 'NOT_FOUND');
+    assert.equal(out.results[21].code, 'VALIDATION');
+    const versions = new Set(ok.map((r) => r.ok.version));
+    assert.equal(versions.size, 1, `one commit for the tick's writes, got versions ${[...versions]}`);
+    assert.deepEqual(out.changes, [...versions], 'one change event for the batch');
+    assert.equal(out.count, 19, 'p1..p19 live, p0 deleted in the same batch');
+    assert.equal(out.seed.done, true);
+    assert.equal(out.bad, null);
+    assert.equal(out.pending, 1 + 22, 'the seed and the 22 accepted writes are queued, the refused ones are not');
+  });
+
   test('put / get / patch / delete / query', { timeout: 60000 }, async () => {
     const out = await page.evaluate(async () => {
       await T.open('crud', { name: 'crud' });

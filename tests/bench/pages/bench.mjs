@@ -8,7 +8,7 @@
 // peer-worker.mjs and time themselves in their worker; only their cold
 // start and re-open are timed from the page (new Worker → database open).
 import * as opfsync from '../dist/opfsync.js';
-import { N, SCHEMA, TOP_SQL, NEWEST_SQL, record, writeRecord, readIds, patchFields, pullPage, summarize } from './data.mjs';
+import { N, SCHEMA, TOP_SQL, NEWEST_SQL, record, writeRecord, burstRecord, readIds, patchFields, pullPage, summarize } from './data.mjs';
 
 // W6 holds writes back by making the client think it is offline: the
 // link reads navigator.onLine and listens for 'online'/'offline'.
@@ -77,6 +77,8 @@ function opfsyncEngine(storage) {
       stop();
       return { put: summarize(put1), watch: summarize(seen) };
     },
+    // W2b: n puts made in one tick (an app saving several things at once).
+    burst: (n) => elapsed(() => Promise.all(Array.from({ length: n }, (_, i) => store.put('items', burstRecord(i))))),
     reads: (n) => elapsed(async () => {
       for (const id of readIds(n)) check(await store.get('items', id), `get ${id}`);
     }),
@@ -140,6 +142,7 @@ function peerEngine(engine) {
     close: async () => { await call('close'); worker.terminate(); worker = null; },
     bulk: (n) => call('bulk', { n }),
     writes: (n) => call('writes', { n }),
+    burst: (n) => call('burst', { n }),
     reads: (n) => call('reads', { n }),
     queries: (n) => call('queries', { n }),
     patches: (n) => call('patches', { n }),
@@ -170,6 +173,7 @@ async function suite(engineName, options) {
   check(bulkCount === N.bulk, `bulk count ${bulkCount}`);
   step('W2');
   out.writes = await e.writes(N.writes);
+  out.burst = await e.burst(N.burst);
   step('W3-W5');
   out.reads = await e.reads(N.reads);
   out.queries = await e.queries(N.queries);
@@ -177,7 +181,7 @@ async function suite(engineName, options) {
   await e.close();
   if (e.persistent) {
     out.reopen = await elapsed(() => e.open(options.name));
-    check(await e.count() === N.bulk + N.writes, 're-opened count');
+    check(await e.count() === N.bulk + N.writes + N.burst, 're-opened count');
     await e.close();
   }
   step('W6');

@@ -2,7 +2,7 @@
 // "items" (id, title, body, done, rank) with an index on rank.
 
 /** N is the size of each workload: records per bulk apply, writes, reads. */
-export const N = { bulk: 10000, writes: 1000, reads: 1000, queries: 100, queryLimit: 100, patches: 1000, push: 1000, pull: 10000 };
+export const N = { bulk: 10000, writes: 1000, burst: 100, reads: 1000, queries: 100, queryLimit: 100, patches: 1000, push: 1000, pull: 10000 };
 
 /** SCHEMA is the opfsync schema of the benchmark. */
 export const SCHEMA = {
@@ -31,6 +31,11 @@ export function record(i) {
 /** writeRecord(i) is W2's record i: id "w<i>", ranked above every bulk record, so it is the newest. */
 export function writeRecord(i) {
   return { id: `w${i}`, title: `Write ${i}`, body: BODY, done: false, rank: 1e6 + i };
+}
+
+/** burstRecord(i) is W2b's record i: id "b<i>". */
+export function burstRecord(i) {
+  return { id: `b${i}`, title: `Burst ${i}`, body: BODY, done: false, rank: -1 - i };
 }
 
 /** readIds(n) is W3's n ids: bulk ids in a fixed pseudo-random order. */

@@ -8,7 +8,7 @@
 // Protocol: the page posts {op, ...args}; the worker answers {ok: result}
 // or {error: message}. {op: 'open', engine, name} answers once the
 // database is open with its table and index.
-import { N, SQL_SCHEMA, TOP_SQL, NEWEST_SQL, record, writeRecord, readIds, patchFields, summarize } from './data.mjs';
+import { N, SQL_SCHEMA, TOP_SQL, NEWEST_SQL, record, writeRecord, burstRecord, readIds, patchFields, summarize } from './data.mjs';
 
 let impl = null;
 
@@ -61,6 +61,8 @@ async function openSQLite(name) {
       }
       return { put: summarize(put1), watch: summarize(seen) };
     },
+    // W2b: n separate writes, each its own commit (no batching layer).
+    burst: ({ n }) => time(() => { for (let i = 0; i < n; i++) put(burstRecord(i)); }),
     reads: ({ n }) => time(() => {
       for (const id of readIds(n)) {
         byId.bind([id]);
@@ -112,6 +114,8 @@ async function openDexie(name) {
       sub.unsubscribe();
       return { put: summarize(put1), watch: summarize(seen) };
     },
+    // W2b: n puts made in one tick, each its own transaction.
+    burst: ({ n }) => time(() => Promise.all(Array.from({ length: n }, (_, i) => db.items.put(burstRecord(i))))),
     reads: ({ n }) => time(async () => {
       for (const id of readIds(n)) if (!(await db.items.get(id))) throw new Error(`missing ${id}`);
     }),

@@ -44,6 +44,7 @@ func init() {
 		"integrityCheck": {run: (*Bridge).integrityCheck, needsOpen: true},
 		"inspect":        {run: (*Bridge).inspect, needsOpen: true},
 		"applyPullPage":  {run: (*Bridge).applyPullPage, needsOpen: true},
+		"batch":          {run: (*Bridge).batch, needsOpen: true},
 	}
 }
 
@@ -187,17 +188,37 @@ type writeArgs struct {
 	RequestID  string            `json:"requestId"`
 }
 
-func (b *Bridge) put(raw json.RawMessage) (any, error) {
-	var a writeArgs
-	if err := decode(raw, &a, "put"); err != nil {
+// The write ops: each decodes its arguments into one exactly-once engine
+// request (writeRequests), applied alone (put, patch, delete, apply) or
+// with others in one commit (batch).
+func (b *Bridge) put(raw json.RawMessage) (any, error)    { return b.applyOne(putRequest(raw)) }
+func (b *Bridge) patch(raw json.RawMessage) (any, error)  { return b.applyOne(patchRequest(raw)) }
+func (b *Bridge) delete(raw json.RawMessage) (any, error) { return b.applyOne(deleteRequest(raw)) }
+func (b *Bridge) apply(raw json.RawMessage) (any, error)  { return b.applyOne(applyRequest(raw)) }
+
+func (b *Bridge) applyOne(r syncengine.Request, err error) (any, error) {
+	if err != nil {
 		return nil, err
 	}
+	return b.eng.ApplyRequest(context.Background(), r.ID, r.Writes...)
+}
+
+// writeRequests maps each write op to the decoder of its arguments.
+var writeRequests = map[string]func(json.RawMessage) (syncengine.Request, error){
+	"put": putRequest, "patch": patchRequest, "delete": deleteRequest, "apply": applyRequest,
+}
+
+func putRequest(raw json.RawMessage) (syncengine.Request, error) {
+	var a writeArgs
+	if err := decode(raw, &a, "put"); err != nil {
+		return syncengine.Request{}, err
+	}
 	if a.Record == nil {
-		return nil, validation("put: record must be an object")
+		return syncengine.Request{}, validation("put: record must be an object")
 	}
 	id, ok := a.Record["id"].(string)
 	if !ok || id == "" {
-		return nil, validation("put %s: record.id must be a non-empty string", a.Collection)
+		return syncengine.Request{}, validation("put %s: record.id must be a non-empty string", a.Collection)
 	}
 	fields := make(syncengine.Record, len(a.Record))
 	for k, v := range a.Record {
@@ -205,26 +226,30 @@ func (b *Bridge) put(raw json.RawMessage) (any, error) {
 			fields[k] = v
 		}
 	}
-	return b.eng.ApplyRequest(context.Background(), a.RequestID, syncengine.Write{Op: protocol.OpPut, Collection: a.Collection, ID: id, Fields: fields, Origin: a.Origin})
+	return one(a.RequestID, syncengine.Write{Op: protocol.OpPut, Collection: a.Collection, ID: id, Fields: fields, Origin: a.Origin}), nil
 }
 
-func (b *Bridge) patch(raw json.RawMessage) (any, error) {
+func patchRequest(raw json.RawMessage) (syncengine.Request, error) {
 	var a writeArgs
 	if err := decode(raw, &a, "patch"); err != nil {
-		return nil, err
+		return syncengine.Request{}, err
 	}
 	if a.Fields == nil {
-		return nil, validation("patch %s/%s: fields must be an object", a.Collection, a.ID)
+		return syncengine.Request{}, validation("patch %s/%s: fields must be an object", a.Collection, a.ID)
 	}
-	return b.eng.ApplyRequest(context.Background(), a.RequestID, syncengine.Write{Op: protocol.OpPatch, Collection: a.Collection, ID: a.ID, Fields: a.Fields, Origin: a.Origin})
+	return one(a.RequestID, syncengine.Write{Op: protocol.OpPatch, Collection: a.Collection, ID: a.ID, Fields: a.Fields, Origin: a.Origin}), nil
 }
 
-func (b *Bridge) delete(raw json.RawMessage) (any, error) {
+func deleteRequest(raw json.RawMessage) (syncengine.Request, error) {
 	var a writeArgs
 	if err := decode(raw, &a, "delete"); err != nil {
-		return nil, err
+		return syncengine.Request{}, err
 	}
-	return b.eng.ApplyRequest(context.Background(), a.RequestID, syncengine.Write{Op: protocol.OpDelete, Collection: a.Collection, ID: a.ID, Origin: a.Origin})
+	return one(a.RequestID, syncengine.Write{Op: protocol.OpDelete, Collection: a.Collection, ID: a.ID, Origin: a.Origin}), nil
+}
+
+func one(requestID string, w syncengine.Write) syncengine.Request {
+	return syncengine.Request{ID: requestID, Writes: []syncengine.Write{w}}
 }
 
 type applyArgs struct {
@@ -238,16 +263,71 @@ type applyArgs struct {
 	RequestID string `json:"requestId"`
 }
 
-func (b *Bridge) apply(raw json.RawMessage) (any, error) {
+func applyRequest(raw json.RawMessage) (syncengine.Request, error) {
 	var a applyArgs
 	if err := decode(raw, &a, "apply"); err != nil {
-		return nil, err
+		return syncengine.Request{}, err
 	}
 	writes := make([]syncengine.Write, len(a.Writes))
 	for i, w := range a.Writes {
 		writes[i] = syncengine.Write{Op: w.Op, Collection: w.Collection, ID: w.ID, Fields: w.Fields, Origin: w.Origin}
 	}
-	return b.eng.ApplyRequest(context.Background(), a.RequestID, writes...)
+	return syncengine.Request{ID: a.RequestID, Writes: writes}, nil
+}
+
+// maxBatch bounds the requests of one batch message.
+const maxBatch = 10000
+
+// batchItem is one answer of a batch: the write's result or its error.
+type batchItem struct {
+	Result *syncengine.WriteResult `json:"result,omitempty"`
+	Error  *errorBody              `json:"error,omitempty"`
+}
+
+// batch applies several write requests, each given as {op, args} with
+// the arguments of that op (put, patch, delete, apply), in one commit. Each
+// is answered on its own, in order: {"results": [{"result": …} or
+// {"error": {code, message}}, …]}; a refused one leaves the others alone.
+func (b *Bridge) batch(raw json.RawMessage) (any, error) {
+	var a struct {
+		Requests []struct {
+			Op   string          `json:"op"`
+			Args json.RawMessage `json:"args"`
+		} `json:"requests"`
+	}
+	if err := decode(raw, &a, "batch"); err != nil {
+		return nil, err
+	}
+	if len(a.Requests) == 0 || len(a.Requests) > maxBatch {
+		return nil, validation("batch: requests must hold 1 to %d writes, got %d", maxBatch, len(a.Requests))
+	}
+	out := make([]batchItem, len(a.Requests))
+	reqs := make([]syncengine.Request, 0, len(a.Requests))
+	at := make([]int, 0, len(a.Requests)) // reqs[k] answers out[at[k]]
+	for i, item := range a.Requests {
+		decode, ok := writeRequests[item.Op]
+		if !ok {
+			out[i].Error = errorOf(validation("batch: request %d: op must be put, patch, delete or apply, got %s", i, quote(item.Op)))
+			continue
+		}
+		r, err := decode(item.Args)
+		if err != nil {
+			out[i].Error = errorOf(err)
+			continue
+		}
+		reqs = append(reqs, r)
+		at = append(at, i)
+	}
+	if len(reqs) > 0 {
+		for k, res := range b.eng.ApplyRequests(context.Background(), reqs) {
+			if res.Err != nil {
+				out[at[k]].Error = errorOf(res.Err)
+			} else {
+				out[at[k]].Result = &res.Result
+			}
+		}
+	}
+	return map[string]any{"results": out}, nil
 }
 
 func (b *Bridge) get(raw json.RawMessage) (any, error) {
