@@ -116,12 +116,21 @@ describe('multi-tab', { timeout: 180000 }, () => {
     const b = await env.profile.newPage(env.url);
     // The leader commits the follower's writes but its answers are lost
     // (a test hook drops them), as if it died right after each commit.
-    await a.evaluate(() => T.open('s', { name: 'unanswered', _testHooks: { onRemoteAnswer: (op) => op !== 'put' } }));
+    await a.evaluate(() => T.open('s', { name: 'unanswered', _testHooks: { onRemoteAnswer: (op) => op !== 'put' && op !== 'batch' } }));
     await openCounted(b, 'unanswered');
-    await b.evaluate(() => {
+    // 10 puts each in its own tick (10 put requests) and 10 in one tick
+    // (one batch request): 11 requests in flight.
+    await b.evaluate(async () => {
       T.results = [];
-      T.inflight = Promise.all(Array.from({ length: 20 }, (_, i) => T.stores.s.put('todos', { id: `u${i}`, title: `unanswered ${i}` })
-        .then((r) => T.results.push(r.mutationIds[0]), (e) => T.results.push(e.code))));
+      const put = (i) => T.stores.s.put('todos', { id: `u${i}`, title: `unanswered ${i}` })
+        .then((r) => T.results.push(r.mutationIds[0]), (e) => T.results.push(e.code));
+      const inflight = [];
+      for (let i = 0; i < 10; i++) {
+        inflight.push(put(i));
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      for (let i = 10; i < 20; i++) inflight.push(put(i));
+      T.inflight = Promise.all(inflight);
     });
     await waitFor(async () => (await a.evaluate(() => T.stores.s.query('SELECT count(*) AS n FROM todos')))[0].n === 20, 5000, 'the leader to commit the 20 writes');
     assert.deepEqual(await b.evaluate(() => T.results), [], 'no answer reached the follower');
@@ -134,7 +143,7 @@ describe('multi-tab', { timeout: 180000 }, () => {
       dump: await T.stores.s.export(),
     }));
     t.diagnostic(`${out.resends} requests re-sent to the new leader`);
-    assert.equal(out.resends, 20);
+    assert.equal(out.resends, 11, '10 put requests and one batch of 10');
     assert.equal(out.results.length, 20);
     assert.ok(out.results.every((r) => typeof r === 'string' && r.length > 8), JSON.stringify(out.results));
     assert.equal(out.count, 20);
