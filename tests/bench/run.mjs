@@ -57,7 +57,8 @@ async function main() {
         const options = { name: `bench-${engine}-${rep}` };
         if (engine === 'opfsync') options.sync = { url: server.url, pushToken: `bench-push-${rep}`, pullToken: `bench-pull-${rep}` };
         const t0 = Date.now();
-        const result = await page.evaluate(([e, o]) => window.B.suite(e, o), [engine, options]);
+        const result = await withTimeout(page.evaluate(([e, o]) => window.B.suite(e, o), [engine, options]),
+          SUITE_TIMEOUT_MS, `${engine} (repetition ${rep + 1})`);
         runs[engine].push(result);
         console.error(`rep ${rep + 1}/${REPS} ${engine}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
         await page.close();
@@ -82,6 +83,17 @@ async function main() {
   await writeFile(path.join(OUT, 'browser-bench.json'), JSON.stringify({ meta, summary, sizes, runs }, null, 2));
   await writeFile(path.join(OUT, 'browser-bench.md'), markdown);
   console.log(markdown);
+}
+
+/** SUITE_TIMEOUT_MS bounds one engine's suite: a hang fails the run with its name instead of stalling. */
+const SUITE_TIMEOUT_MS = 5 * 60 * 1000;
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the benchmark of ${what} did not finish in ${ms / 1000} s (BENCH_DEBUG=1 shows its progress)`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function gitCommit() {
