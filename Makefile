@@ -90,6 +90,9 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseHLC$$' -fuzztime=$(FUZZTIME) ./pkg/protocol
 	$(GO) test -run='^$$' -fuzz='^FuzzFieldsCodec$$' -fuzztime=$(FUZZTIME) ./pkg/protocol
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodePullResponse$$' -fuzztime=$(FUZZTIME) ./pkg/protocol
+	$(GO) test -run='^$$' -fuzz='^FuzzImportDump$$' -fuzztime=$(FUZZTIME) ./pkg/syncengine
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodePush$$' -fuzztime=$(FUZZTIME) ./pkg/syncserver
+	$(GO) test -run='^$$' -fuzz='^FuzzBridgeMessage$$' -fuzztime=$(FUZZTIME) ./wasm/internal/bridge
 
 ## bench: the browser benchmark (tests/bench/README.md): opfsync through its
 ## public API against @sqlite.org/sqlite-wasm (opfs-sahpool) and Dexie in
