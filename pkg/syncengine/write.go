@@ -111,9 +111,17 @@ func (e *Engine) ApplyRequests(ctx context.Context, reqs []Request) []RequestRes
 		if pending == 0 {
 			return nil
 		}
+		// A request id repeated within the batch is answered with the
+		// result of its first (applied) occurrence, as a retry would be.
+		dupOf := map[int]int{}
 		werr := e.write(func(t *txn) error {
+			firstByID := map[string]int{}
 			for i, r := range reqs {
 				if todo[i] == nil {
+					continue
+				}
+				if j, ok := firstByID[r.ID]; ok && r.ID != "" {
+					dupOf[i] = j
 					continue
 				}
 				if err := e.applyRequestIn(t, r.ID, todo[i], len(r.Writes) > 1, &out[i].Result); err != nil {
@@ -121,7 +129,9 @@ func (e *Engine) ApplyRequests(ctx context.Context, reqs []Request) []RequestRes
 						return err
 					}
 					out[i], todo[i] = RequestResult{Err: err}, nil
+					continue
 				}
+				firstByID[r.ID] = i
 			}
 			return nil
 		})
@@ -133,6 +143,9 @@ func (e *Engine) ApplyRequests(ctx context.Context, reqs []Request) []RequestRes
 			default:
 				out[i].Result.Version = e.version
 			}
+		}
+		for i, j := range dupOf {
+			out[i] = out[j]
 		}
 		return nil
 	})
@@ -176,16 +189,9 @@ func (e *Engine) prepareRequest(r Request, res *WriteResult) ([]preparedWrite, e
 
 // applyRequestIn applies one prepared request inside the open transaction
 // t, under a savepoint: on error everything it wrote is rolled back and
-// the transaction goes on. A request id already applied earlier in the
-// transaction is answered from its record. The result's version is what write() is about
+// the transaction goes on. The result's version is what write() is about
 // to commit.
 func (e *Engine) applyRequestIn(t *txn, requestID string, prepared []preparedWrite, indexed bool, res *WriteResult) (err error) {
-	if requestID != "" {
-		// The same id earlier in this batch: answer with its result.
-		if done, err := e.appliedRequest(requestID, res); err != nil || done {
-			return err
-		}
-	}
 	if err := e.conn.Exec(`SAVEPOINT request`); err != nil {
 		return storageErr("savepoint", err)
 	}

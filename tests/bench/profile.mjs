@@ -9,31 +9,21 @@
 // awaits X.profileGate() where the measured part starts; the profile covers
 // the worker (the engine), or the page with PROFILE_TARGET=page, and prints the functions with
 // the most self time, and the total per top-level package.
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, ROOT, spawnServer, stopServer } from '../lib/server.mjs';
+import { ROOT } from '../lib/server.mjs';
+import { startBench } from './setup.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const TOP = Number(process.env.PROFILE_TOP || 40);
 
 async function main(expr) {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'opfsync-profile-'));
-  const stat = path.join(dir, 'static');
-  await cp(path.join(ROOT, 'web/dist'), path.join(stat, 'dist'), { recursive: true });
-  await cp(path.join(here, 'pages'), path.join(stat, 'bench'), { recursive: true });
   // make bench-profile builds a wasm that keeps its function names.
-  await cp(path.join(ROOT, 'bench-results/opfsync-names.wasm'), path.join(stat, 'dist/opfsync.wasm')).catch(() => {
-    console.error('no bench-results/opfsync-names.wasm (make bench-profile builds it): the profile shows no Go function names');
-  });
-  const server = await spawnServer('127.0.0.1:0', ['-db', path.join(dir, 'server.db'), '-token', 'profile', '-static', stat]);
-  const context = await chromium.launchPersistentContext(path.join(dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const bench = await startBench({ wasm: path.join(ROOT, 'bench-results/opfsync-names.wasm') });
+  const { context } = bench;
   try {
     const page = await context.newPage();
     page.on('console', (m) => { if (m.type() === 'error') console.error(`[page] ${m.text()}`); });
-    await page.goto(`${server.url}/bench/bench.html`);
+    await page.goto(`${bench.url}/bench/bench.html`);
     await page.waitForFunction(() => window.B && window.B.loaded);
     const cdp = await context.newCDPSession(page);
     // The worker is started by the expression (openStore); attach to it
@@ -60,9 +50,7 @@ async function main(expr) {
     console.log(JSON.stringify(result));
     summarize(profile);
   } finally {
-    await context.close().catch(() => {});
-    await stopServer(server.proc);
-    await rm(dir, { recursive: true, force: true });
+    await bench.stop();
   }
 }
 

@@ -9,13 +9,13 @@
 // Environment: BENCH_REPS (default 3), BENCH_ENGINES (comma list, default
 // all), BENCH_DEBUG=1 (show the pages' console), CHROMIUM (default
 // /usr/bin/chromium).
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, ROOT, checkChromium, spawnServer, stopServer } from '../lib/server.mjs';
+import { CHROMIUM, ROOT } from '../lib/server.mjs';
+import { startBench } from './setup.mjs';
 import { payloads, report } from './report.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -25,20 +25,10 @@ const OUT = path.join(ROOT, 'bench-results');
 const DEBUG = !!process.env.BENCH_DEBUG;
 
 async function main() {
-  await checkChromium();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'opfsync-bench-'));
-  const stat = path.join(dir, 'static');
-  const mods = path.join(here, 'node_modules');
-  await cp(path.join(ROOT, 'web/dist'), path.join(stat, 'dist'), { recursive: true });
-  await cp(path.join(here, 'pages'), path.join(stat, 'bench'), { recursive: true });
-  await cp(path.join(mods, '@sqlite.org/sqlite-wasm/dist'), path.join(stat, 'vendor/sqlite-wasm'), { recursive: true });
-  await cp(path.join(mods, 'dexie/dist'), path.join(stat, 'vendor/dexie'), { recursive: true });
   const tokens = {};
   for (let r = 0; r < REPS; r++) for (const u of ['push', 'pull']) tokens[`bench-${u}-${r}`] = `bench-${u}-${r}`;
-  await writeFile(path.join(dir, 'tokens.json'), JSON.stringify(tokens));
-  const server = await spawnServer('127.0.0.1:0', ['-db', path.join(dir, 'server.db'), '-tokens', path.join(dir, 'tokens.json'), '-static', stat]);
-  const profile = path.join(dir, 'profile');
-  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const bench = await startBench({ vendor: true, tokens });
+  const { context } = bench;
   const loadBefore = os.loadavg();
   const runs = Object.fromEntries(ENGINES.map((e) => [e, []]));
   try {
@@ -49,13 +39,13 @@ async function main() {
         const show = (where) => (m) => { if (DEBUG || m.type() === 'error') console.error(`[${where} ${m.type()}] ${m.text()}`); };
         page.on('console', show(engine));
         page.on('worker', (w) => w.on('console', show(`${engine} worker`)));
-        await page.goto(`${server.url}/bench/bench.html`);
+        await page.goto(`${bench.url}/bench/bench.html`);
         await page.waitForFunction(() => window.B && window.B.loaded);
         const cdp = await context.newCDPSession(page);
         await cdp.send('Network.clearBrowserCache');
         await cdp.detach();
         const options = { name: `bench-${engine}-${rep}` };
-        if (engine === 'opfsync') options.sync = { url: server.url, pushToken: `bench-push-${rep}`, pullToken: `bench-pull-${rep}` };
+        if (engine === 'opfsync') options.sync = { url: bench.url, pushToken: `bench-push-${rep}`, pullToken: `bench-pull-${rep}` };
         const t0 = Date.now();
         const result = await withTimeout(page.evaluate(([e, o]) => window.B.suite(e, o), [engine, options]),
           SUITE_TIMEOUT_MS, `${engine} (repetition ${rep + 1})`);
@@ -65,9 +55,7 @@ async function main() {
       }
     }
   } finally {
-    await context.close().catch(() => {});
-    await stopServer(server.proc);
-    await rm(dir, { recursive: true, force: true });
+    await bench.stop();
   }
   const meta = {
     date: new Date().toISOString(),

@@ -66,4 +66,3 @@ func TestBatchAnswersEachWrite(t *testing.T) {
 		t.Fatalf("empty batch: %+v, want VALIDATION", e)
 	}
 }
-

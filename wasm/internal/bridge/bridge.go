@@ -85,6 +85,12 @@ func (b *Bridge) Receive(msg string) {
 	b.busy = true
 	b.mu.Unlock()
 	b.handle(d)
+	b.done()
+}
+
+// done marks the current message handled and wakes the serving goroutine
+// when messages queued up meanwhile.
+func (b *Bridge) done() {
 	b.mu.Lock()
 	b.busy = false
 	more := len(b.queue) > 0
@@ -126,9 +132,7 @@ func (b *Bridge) next() decoded {
 func (b *Bridge) serve() {
 	for {
 		b.handle(b.next())
-		b.mu.Lock()
-		b.busy = false
-		b.mu.Unlock()
+		b.done()
 	}
 }
 
