@@ -161,7 +161,7 @@ func TestConvergenceThroughFaultsAndARestart(t *testing.T) {
 		}
 	}
 	// And holds exactly the server's records, field by field with stamps.
-	server := serverRecords(t, srv)
+	server := serverRecords(t, srv.URL())
 	for _, c := range clients {
 		d, err := c.Export(context.Background())
 		if err != nil {
@@ -209,13 +209,14 @@ func TestConvergenceThroughFaultsAndARestart(t *testing.T) {
 	}
 }
 
-// serverRecords pulls every record of user dev straight from the server.
-func serverRecords(t *testing.T, srv *testServer) []protocol.RecordState {
+// serverRecords pulls every record of user dev straight from the server at
+// url.
+func serverRecords(t *testing.T, url string) []protocol.RecordState {
 	t.Helper()
 	var out []protocol.RecordState
 	cursor := ""
 	for {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL()+protocol.PathPull+"?limit=1000&cursor="+cursor, nil)
+		req, _ := http.NewRequest(http.MethodGet, url+protocol.PathPull+"?limit=1000&cursor="+cursor, nil)
 		req.Header.Set("Authorization", "Bearer "+devToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
