@@ -14,7 +14,7 @@ FUZZ_SLOW ?= 30000x
 FUZZ_FAST ?= 200000x
 fuzz1 = $(GO) test -run='^$$' -fuzz='^$(1)$$' -fuzztime=$(or $(FUZZTIME),$(3)) $(2)
 
-.PHONY: all build wasm web server test test-go test-wasm-node test-wasm-smoke test-wasm-browser test-browser fuzz vet bench bench-go bench-profile run screenshots icons clean
+.PHONY: all build wasm web server test test-go test-wasm-node test-wasm-smoke test-wasm-browser test-browser fuzz vet bench bench-go bench-profile soak run screenshots icons clean
 
 all: build
 
@@ -122,6 +122,14 @@ bench-profile: build $(BENCH_DEPS)
 	@mkdir -p bench-results
 	GOOS=js GOARCH=wasm $(GO) build -trimpath $(SQLITE_GCFLAGS) -o bench-results/opfsync-names.wasm ./wasm
 	node tests/bench/profile.mjs '$(PROFILE_EXPR)'
+
+## soak: the load test of the real server binary on loopback
+## (tests/soak/README.md): SOAK_CLIENTS simulated clients (200) for
+## SOAK_DURATION (60s), then exactly-once, integrity and final-state checks;
+## prints a markdown table, writes bench-results/soak.{md,json}; exit 1 on any
+## error or mismatch. SOAK_FLAGS passes more flags (e.g. -keep, -seed N).
+soak: server
+	$(GO) run ./tests/soak -server bin/opfsync-server $(SOAK_FLAGS)
 
 ## run: build everything, then start the sync server on 127.0.0.1:8080 with
 ## the SQLite file data/opfsync.db, serving web/ at / (the demo at /demo/),
