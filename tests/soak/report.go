@@ -215,7 +215,7 @@ func (r *Result) markdown() string {
 	}
 	dirty := ""
 	if m.Dirty {
-		dirty = " (server sources differ from the commit)"
+		dirty = " (the working tree's cmd/, pkg/ or go.mod differ from it)"
 	}
 	p("## opfsync-server soak: %s", verdict)
 	p("")
