@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -234,6 +235,59 @@ func TestClockAheadIsClampedAndCannotWinEveryConflict(t *testing.T) {
 	for _, c := range []*client{liar, honest} {
 		if r, _ := c.Get(ctx, "items", "x"); r["title"] != "honest and later" {
 			t.Fatalf("%s shows %v: the future-dated write won", c.name, r)
+		}
+	}
+}
+
+// A client whose clock is hours behind still converges, and its edits are
+// not lost for good: an edit it makes after seeing the others' changes
+// carries a stamp past theirs (the HLC advances past every stamp it
+// receives), so it wins as it should; only an edit concurrent with a later
+// one loses, as last-writer-wins says.
+func TestClockBehindStillConvergesAndWinsLaterEdits(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t, nil)
+	behind := func(o *syncengine.Options) { o.Now = func() time.Time { return time.Now().Add(-5 * time.Hour) } }
+	late := newClient(t, "late", srv.URL(), behind)
+	honest := newClient(t, "honest", srv.URL())
+	goOffline(t, late)
+	goOffline(t, honest)
+	// Concurrent edits: the honest one is later in real time and in stamp.
+	if _, err := late.Put(ctx, "items", syncengine.Record{"id": "x", "title": "from the past", "n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := honest.Put(ctx, "items", syncengine.Record{"id": "x", "title": "honest", "n": 2}); err != nil {
+		t.Fatal(err)
+	}
+	late.sync.SetOnline(true)
+	honest.sync.SetOnline(true)
+	syncNow(t, late)
+	syncNow(t, honest)
+	syncNow(t, late)
+	for _, c := range []*client{late, honest} {
+		if r, _ := c.Get(ctx, "items", "x"); r["title"] != "honest" {
+			t.Fatalf("%s shows %v after concurrent edits", c.name, r)
+		}
+	}
+	// Having seen the honest edit, the late client's next edit wins.
+	if _, err := late.Patch(ctx, "items", "x", syncengine.Record{"title": "late but after"}); err != nil {
+		t.Fatal(err)
+	}
+	syncNow(t, late)
+	syncNow(t, honest)
+	for _, c := range []*client{late, honest} {
+		if r, _ := c.Get(ctx, "items", "x"); r["title"] != "late but after" || r["n"] != int64(2) {
+			t.Fatalf("%s shows %v: the late clock's later edit was lost", c.name, r)
+		}
+	}
+	server := canonicalRecords(t, serverRecords(t, srv.URL()))
+	for _, c := range []*client{late, honest} {
+		d, err := c.Export(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := canonicalRecords(t, d.Records); !reflect.DeepEqual(got, server) {
+			t.Fatalf("%s differs from the server:\n%v\n%v", c.name, got, server)
 		}
 	}
 }
