@@ -204,7 +204,7 @@ func TestConvergenceThroughFaultsAndARestart(t *testing.T) {
 	}
 	t.Logf("converged: %d engines, %d operations %v (%d mutations), %d server restart(s), %d faults injected %v, %d records, %.1f s",
 		engines, len(made), ops, len(made), srv.restarts, total, faults, len(server), time.Since(start).Seconds())
-	if total == 0 || faults["response dropped after the server applied"] == 0 || faults["request duplicated"] == 0 {
+	if total == 0 || faults["response dropped after the server applied"] == 0 || faults["request duplicated"] == 0 || faults["request cut mid-body"] == 0 {
 		t.Fatalf("the proxies injected too few faults to mean anything: %v", faults)
 	}
 }

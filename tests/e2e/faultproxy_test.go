@@ -13,7 +13,8 @@ import (
 )
 
 // faultProxy sits between one engine and the server and misbehaves on
-// purpose: it drops requests, drops responses after the server applied the
+// purpose: it drops requests, cuts requests mid-body (the server reads a
+// body shorter than its Content-Length), drops responses after the server applied the
 // request, delays, delivers requests twice, answers 500 without asking the
 // server, cuts event streams, and can be taken offline. The faults are what
 // a real network and a real load balancer do.
@@ -103,6 +104,13 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.count("500 without forwarding")
 		http.Error(w, `{"error":{"code":"INTERNAL","message":"injected"}}`, http.StatusInternalServerError)
 		return
+	case faulty && x < 0.16 && len(body) > 1:
+		// The client's connection dies half way through its request: the
+		// server gets a body shorter than its Content-Length.
+		p.count("request cut mid-body")
+		p.forwardTruncated(r, body)
+		cut(w)
+		return
 	case faulty && x < 0.20:
 		p.count("delayed")
 		time.Sleep(time.Duration(p.roll() * float64(300*time.Millisecond)))
@@ -163,6 +171,20 @@ func (p *faultProxy) forward(r *http.Request, body []byte) (*http.Response, erro
 	}
 	req.Header = r.Header.Clone()
 	return p.client.Do(req)
+}
+
+// forwardTruncated sends the server the first half of body under the full
+// Content-Length, then gives up, as a connection that dies mid-request.
+func (p *faultProxy) forwardTruncated(r *http.Request, body []byte) {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, p.target()+r.URL.RequestURI(), bytes.NewReader(body[:len(body)/2]))
+	if err != nil {
+		return
+	}
+	req.Header = r.Header.Clone()
+	req.ContentLength = int64(len(body))
+	if resp, err := p.client.Do(req); err == nil {
+		resp.Body.Close()
+	}
 }
 
 // stream passes an event stream through, flushing each chunk, and cuts it
