@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/opfsync/opfsync/pkg/syncserver"
 )
@@ -14,16 +16,43 @@ import (
 // devUser is the user id of the -token development token.
 const devUser = "dev"
 
-// config is the command line.
+// config is the command line of the server.
 type config struct {
-	addr       string
-	db         string
-	static     string
-	token      string
-	tokensFile string
+	addr           string
+	db             string
+	static         string
+	token          string
+	tokensFile     string
+	signingKeyFile string
+
+	// timeouts are the HTTP server's timeouts; zero ones are the defaults
+	// (defaultTimeouts). Not a flag: tests shorten them.
+	timeouts timeouts
 }
 
-// parseFlags reads the command line. Usage and errors go to out.
+// timeouts are the HTTP server's time limits (see http.Server).
+type timeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+// withDefaults fills in the zero limits from defaultTimeouts.
+func (t timeouts) withDefaults() timeouts {
+	orDefault := func(v, d time.Duration) time.Duration {
+		if v <= 0 {
+			return d
+		}
+		return v
+	}
+	return timeouts{
+		readHeader: orDefault(t.readHeader, defaultTimeouts.readHeader),
+		read:       orDefault(t.read, defaultTimeouts.read),
+		write:      orDefault(t.write, defaultTimeouts.write),
+		idle:       orDefault(t.idle, defaultTimeouts.idle),
+	}
+}
+
+// parseFlags reads the command line of the server. Usage and errors go to
+// out.
 func parseFlags(args []string, out io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("opfsync-server", flag.ContinueOnError)
@@ -33,6 +62,12 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&c.static, "static", "", "folder to serve at / (the web client, wasm, demo); none if empty")
 	fs.StringVar(&c.token, "token", "", `a development bearer token for the user "`+devUser+`"`)
 	fs.StringVar(&c.tokensFile, "tokens", "", `JSON file mapping bearer tokens to user ids: {"token": "user", ...}`)
+	fs.StringVar(&c.signingKeyFile, "signing-key-file", "", "file holding the key (at least 32 bytes, e.g. openssl rand -hex 32) that signed, expiring\n"+
+		"tokens are checked with (make them with: opfsync-server issue-token)")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "usage: opfsync-server [flags]\n       opfsync-server issue-token -signing-key-file F -user U [-ttl 24h]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -42,8 +77,94 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	return c, nil
 }
 
-// loadTokens builds the token set from -token and -tokens. It refuses to
-// run without any token, and a token mapped to two different users.
+// issueConfig is the command line of issue-token.
+type issueConfig struct {
+	signingKeyFile string
+	user           string
+	ttl            time.Duration
+}
+
+// parseIssueFlags reads the command line of issue-token (the arguments
+// after it). Usage and errors go to out.
+func parseIssueFlags(args []string, out io.Writer) (issueConfig, error) {
+	var c issueConfig
+	fs := flag.NewFlagSet("opfsync-server issue-token", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.signingKeyFile, "signing-key-file", "", "file holding the signing key the server is started with (required)")
+	fs.StringVar(&c.user, "user", "", "user id the token is for (required)")
+	fs.DurationVar(&c.ttl, "ttl", 24*time.Hour, "how long the token is valid (at least 1s)")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "usage: opfsync-server issue-token -signing-key-file F -user U [-ttl 24h]\n\n"+
+			"Prints a signed bearer token for user U, valid for -ttl, that a server started with\n"+
+			"the same -signing-key-file accepts.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return c, fmt.Errorf("unexpected argument %q (all options are flags; see -h)", fs.Arg(0))
+	case c.signingKeyFile == "":
+		return c, errors.New("-signing-key-file is required")
+	case c.user == "":
+		return c, errors.New("-user is required")
+	case c.ttl < time.Second:
+		return c, fmt.Errorf("-ttl %v: a token must be valid for at least 1s", c.ttl)
+	}
+	return c, nil
+}
+
+// loadSigningKey reads the signing key: the file's bytes without leading
+// and trailing white space (so a key written by `openssl rand -hex 32 > F`,
+// newline included, is the 64 hex characters). It refuses a key shorter
+// than syncserver.MinSigningKeyBytes.
+func loadSigningKey(path string) (*syncserver.SignedTokens, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("-signing-key-file: %w", err)
+	}
+	key := bytes.TrimSpace(data)
+	if len(key) < syncserver.MinSigningKeyBytes {
+		return nil, fmt.Errorf("-signing-key-file %s: the key is %d bytes, it must be at least %d; make one with: openssl rand -hex 32 > %s",
+			path, len(key), syncserver.MinSigningKeyBytes, path)
+	}
+	return syncserver.NewSignedTokens(key)
+}
+
+// loadAuth builds the authenticator from -token, -tokens and
+// -signing-key-file (any of them, together), and describes it for the log.
+// It refuses to run without any way to authenticate.
+func loadAuth(c config) (syncserver.Authenticator, string, error) {
+	var auths []syncserver.Authenticator
+	var what []string
+	if c.token != "" || c.tokensFile != "" {
+		tokens, err := loadTokens(c)
+		if err != nil {
+			return nil, "", err
+		}
+		auths = append(auths, tokens)
+		what = append(what, fmt.Sprintf("%d static tokens", len(tokens)))
+	}
+	if c.signingKeyFile != "" {
+		signed, err := loadSigningKey(c.signingKeyFile)
+		if err != nil {
+			return nil, "", err
+		}
+		auths = append(auths, signed)
+		what = append(what, "signed tokens")
+	}
+	switch len(auths) {
+	case 0:
+		return nil, "", errors.New("no tokens: start with -token T (a development token for user \"dev\"), -tokens FILE (JSON {\"token\": \"user id\"}) and/or -signing-key-file FILE (signed, expiring tokens)")
+	case 1:
+		return auths[0], what[0], nil
+	}
+	return syncserver.AnyOf(auths...), what[0] + " and " + what[1], nil
+}
+
+// loadTokens builds the static token set from -token and -tokens. It
+// refuses an empty set and a token mapped to two different users.
 func loadTokens(c config) (syncserver.Tokens, error) {
 	tokens := syncserver.Tokens{}
 	if c.tokensFile != "" {

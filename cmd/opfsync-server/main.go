@@ -4,8 +4,14 @@
 //
 //	opfsync-server -addr 127.0.0.1:8080 -db ./data/opfsync.db -static web -token dev-token
 //
-// At least one of -token (one development token for user "dev") and
-// -tokens (a JSON file mapping tokens to user ids) is required. The server
+// At least one of -token (one development token for user "dev"), -tokens
+// (a JSON file mapping tokens to user ids) and -signing-key-file (a key that
+// signed, expiring tokens are checked with) is required; several may be
+// given together. A signed token is minted with
+//
+//	opfsync-server issue-token -signing-key-file F -user U -ttl 24h
+//
+// which prints it to stdout (see syncserver.SignedTokens for its format). The server
 // logs "listening" with the actual address and URL (so -addr host:0 works),
 // and shuts down gracefully on SIGINT or SIGTERM: it stops accepting
 // connections, ends event streams, finishes the requests in flight, closes
@@ -21,7 +27,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stderr)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

@@ -19,19 +19,26 @@ import (
 
 // HTTP server limits. Event streams lift the read and write timeouts for
 // themselves; everything else must finish within them.
+var defaultTimeouts = timeouts{
+	readHeader: 10 * time.Second,
+	read:       60 * time.Second, // a full push body on a slow link
+	write:      60 * time.Second,
+	idle:       120 * time.Second,
+}
+
 const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 60 * time.Second // a full push body on a slow link
-	writeTimeout      = 60 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 64 << 10
-	shutdownTimeout   = 25 * time.Second // in-flight requests get this long to finish
+	maxHeaderBytes  = 64 << 10
+	shutdownTimeout = 25 * time.Second // in-flight requests get this long to finish
 )
 
-// run is the whole program: it serves until ctx ends, then shuts down. It
-// returns the exit code: 0 after a clean shutdown, 2 for a bad command line,
-// 1 for any other failure.
-func run(ctx context.Context, args []string, stderr io.Writer) int {
+// run is the whole program: it serves until ctx ends, then shuts down; or,
+// with the first argument "issue-token", it prints a signed token to stdout.
+// It returns the exit code: 0 after a clean shutdown (or a printed token),
+// 2 for a bad command line or configuration, 1 for any other failure.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "issue-token" {
+		return issueToken(args[1:], time.Now(), stdout, stderr)
+	}
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -41,21 +48,48 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		log.Error("bad command line", "err", err)
 		return 2
 	}
-	tokens, err := loadTokens(cfg)
+	auth, authText, err := loadAuth(cfg)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 2
 	}
-	srv, store, err := setup(ctx, cfg, tokens, log)
+	srv, store, err := setup(ctx, cfg, auth, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	log.Info("opfsync-server ready", "db", cfg.db, "static", cfg.static, "auth", authText)
 	return serve(ctx, srv, store, cfg.addr, log)
 }
 
+// issueToken is the issue-token command: it prints a token signed with the
+// key of -signing-key-file for -user, valid for -ttl from now.
+func issueToken(args []string, now time.Time, stdout, stderr io.Writer) int {
+	c, err := parseIssueFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "opfsync-server issue-token: %v (see -h)\n", err)
+		return 2
+	}
+	signed, err := loadSigningKey(c.signingKeyFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "opfsync-server issue-token: %v\n", err)
+		return 2
+	}
+	signed.Now = func() time.Time { return now }
+	token, err := signed.Issue(c.user, now.Add(c.ttl))
+	if err != nil {
+		fmt.Fprintf(stderr, "opfsync-server issue-token: -user %q: %v\n", c.user, err)
+		return 2
+	}
+	fmt.Fprintln(stdout, token)
+	return 0
+}
+
 // setup opens the store and builds the HTTP server.
-func setup(ctx context.Context, cfg config, tokens syncserver.Tokens, log *slog.Logger) (*http.Server, syncserver.Store, error) {
+func setup(ctx context.Context, cfg config, auth syncserver.Authenticator, log *slog.Logger) (*http.Server, syncserver.Store, error) {
 	var static http.Handler
 	if cfg.static != "" {
 		var err error
@@ -72,7 +106,7 @@ func setup(ctx context.Context, cfg config, tokens syncserver.Tokens, log *slog.
 	if err != nil {
 		return nil, nil, err
 	}
-	h, err := syncserver.New(syncserver.Options{Store: store, Auth: tokens, Logger: log})
+	h, err := syncserver.New(syncserver.Options{Store: store, Auth: auth, Logger: log})
 	if err != nil {
 		store.Close()
 		return nil, nil, err
@@ -85,17 +119,17 @@ func setup(ctx context.Context, cfg config, tokens syncserver.Tokens, log *slog.
 	} else {
 		mux.Handle("/", h) // answers 404 NOT_FOUND as JSON
 	}
+	limits := cfg.timeouts.withDefaults()
 	srv := &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
+		ReadHeaderTimeout: limits.readHeader,
+		ReadTimeout:       limits.read,
+		WriteTimeout:      limits.write,
+		IdleTimeout:       limits.idle,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	srv.RegisterOnShutdown(h.CloseStreams)
-	log.Info("opfsync-server ready", "db", cfg.db, "static", cfg.static, "tokens", len(tokens))
 	return srv, store, nil
 }
 

@@ -71,7 +71,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	close(closedAfter)
 	for d := range closedAfter {
 		if d > 15*time.Second {
-			t.Fatalf("a slow client was kept for %v; the header timeout is %v", d, readHeaderTimeout)
+			t.Fatalf("a slow client was kept for %v; the header timeout is %v", d, defaultTimeouts.readHeader)
 		}
 	}
 }

@@ -71,16 +71,19 @@ func TestErrorResponses(t *testing.T) {
 		{"unknown sync path", get("/sync/nope", tokA), 404, protocol.CodeNotFound, "/sync/nope"},
 		{"unknown path", get("/elsewhere", ""), 404, protocol.CodeNotFound, ""},
 	}
+	before := s.snapshot()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			resp := s.do(c.req)
 			wantError(t, resp, c.status, c.code, c.msg)
+			wantNoLeak(t, s, resp.body)
 			if c.status == 401 && !strings.HasPrefix(resp.header.Get("WWW-Authenticate"), "Bearer") {
 				t.Errorf("WWW-Authenticate %q", resp.header.Get("WWW-Authenticate"))
 			}
 			if resp.header.Get("Access-Control-Allow-Origin") != "*" {
 				t.Error("error answer without CORS header")
 			}
+			s.wantUnchanged(t, before, false)
 		})
 	}
 }
@@ -150,6 +153,8 @@ type unsizedReader struct{ io.Reader }
 
 func TestTooLarge(t *testing.T) {
 	s := newTestServer(t, nil, nil)
+	before := s.snapshot()
+	t.Cleanup(func() { s.wantUnchanged(t, before, false) })
 	big := `{"clientId":"c1","mutations":[],"pad":"` + strings.Repeat("x", protocol.MaxRequestBytes) + `"}`
 	t.Run("content-length", func(t *testing.T) {
 		wantError(t, s.pushRaw(tokA, big), http.StatusRequestEntityTooLarge, protocol.CodeTooLarge, "larger than")

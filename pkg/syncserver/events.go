@@ -19,7 +19,11 @@ const eventWriteTimeout = 30 * time.Second
 // ": ping" comment line every PingInterval. It ends when the client goes
 // away or CloseStreams is called.
 func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, user string) {
-	clientID := r.URL.Query().Get("clientId")
+	q, ok := h.query(w, r, "clientId")
+	if !ok {
+		return
+	}
+	clientID := q.Get("clientId")
 	if err := protocol.ValidateNode(clientID); err != nil {
 		h.writeError(w, http.StatusBadRequest, protocol.CodeValidation, "clientId: "+err.Error())
 		return

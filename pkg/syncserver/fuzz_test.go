@@ -19,6 +19,8 @@ func FuzzDecodePush(f *testing.F) {
 	f.Add([]byte(`{"clientId":"","mutations":null,"extra":1}`))
 	f.Add([]byte(`{"clientId":"c1","mutations":[]} {}`))
 	f.Add([]byte("{\"clientId\":\"c\xff\",\"mutations\":[]}"))
+	f.Add([]byte(`{"clientId":"c1","client\u0049d":"c2","mutations":[{"ID":"x","fields":{"a":1,"a":2}}]}`))
+	f.Add([]byte(`{"clientId":"c1","mutations":[null,{"mutationId":"m\ud800","id":"\ud83d\ude00","fields":{"v":"\udc00"}}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, problem := decodePush(body)
 		if problem != "" {

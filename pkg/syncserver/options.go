@@ -3,6 +3,7 @@ package syncserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -37,19 +38,27 @@ type Options struct {
 	PingInterval time.Duration
 }
 
-// Authenticator maps a bearer token to the user it belongs to.
+// Authenticator maps a bearer token to the user it belongs to. Tokens (a
+// fixed set), SignedTokens (signed, expiring tokens) and AnyOf (several of
+// them together) implement it.
 type Authenticator interface {
 	// Authenticate returns the user id for token, or ok=false when the
-	// token is unknown. An error means it could not tell (the request is
-	// answered 500, and the error is logged).
+	// token is unknown (answered 401 "unknown bearer token"). An error
+	// wrapping ErrTokenExpired says the token is genuine but expired
+	// (answered 401 "token expired"); any other error means it could not
+	// tell (the request is answered 500, and the error is logged). The
+	// token is the client's input: it may be any text, of any length.
 	Authenticate(ctx context.Context, token string) (user string, ok bool, err error)
 }
 
 // Tokens is a fixed set of bearer tokens, each mapped to a user id. It
-// implements Authenticator, comparing tokens in constant time.
+// implements Authenticator, comparing tokens in constant time. Its tokens
+// never expire; see SignedTokens for tokens that do.
 type Tokens map[string]string
 
-// Authenticate implements Authenticator.
+// Authenticate implements Authenticator: the user of token, or ok=false
+// when token is not in the set (or maps to an empty user id). It never
+// fails.
 func (t Tokens) Authenticate(_ context.Context, token string) (string, bool, error) {
 	user, found := "", false
 	for tok, u := range t {
@@ -60,8 +69,9 @@ func (t Tokens) Authenticate(_ context.Context, token string) (string, bool, err
 	return user, found && user != "", nil
 }
 
-// Validate checks that every token and user id is non-empty and that the
-// set is not empty.
+// Validate checks that the set is not empty, that no token is empty and
+// that every user id is valid: non-empty, at most MaxUserIDBytes bytes of
+// valid UTF-8, no control characters (the rule SignedTokens uses too).
 func (t Tokens) Validate() error {
 	if len(t) == 0 {
 		return errors.New("no tokens")
@@ -72,6 +82,9 @@ func (t Tokens) Validate() error {
 		}
 		if user == "" {
 			return errors.New("a token maps to an empty user id")
+		}
+		if err := validateUserID(user); err != nil {
+			return fmt.Errorf("a token maps to a bad user id: %w", err)
 		}
 	}
 	return nil

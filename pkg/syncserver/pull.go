@@ -3,6 +3,7 @@ package syncserver
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/opfsync/opfsync/pkg/protocol"
@@ -12,7 +13,10 @@ import (
 // user's records changed after C, in change order, each once with its
 // current state, and whether more changes follow.
 func (h *Handler) servePull(w http.ResponseWriter, r *http.Request, user string) {
-	q := r.URL.Query()
+	q, ok := h.query(w, r, "cursor", "limit")
+	if !ok {
+		return
+	}
 	after, err := parseCursor(q.Get("cursor"))
 	if err != nil {
 		h.writeError(w, http.StatusBadRequest, protocol.CodeValidation, err.Error())
@@ -65,6 +69,26 @@ func (h *Handler) cursorKnown(w http.ResponseWriter, r *http.Request, user strin
 	h.writeError(w, http.StatusBadRequest, protocol.CodeValidation, fmt.Sprintf(
 		"cursor %d is ahead of this server's newest change (%d): the server's data was reset; pull again from the beginning (empty cursor)", after, head))
 	return false
+}
+
+// query parses the request's query string strictly: a malformed one (a ';'
+// separator, a bad %-escape, which url.Values would silently drop) or one
+// that repeats a parameter of known is answered 400 VALIDATION (and ok is
+// false). Other parameters are ignored (e.g. a cache buster).
+func (h *Handler) query(w http.ResponseWriter, r *http.Request, known ...string) (url.Values, bool) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		h.writeError(w, http.StatusBadRequest, protocol.CodeValidation,
+			"the query string "+quote(clip(r.URL.RawQuery, 80))+" is malformed (a ';' or a bad %-escape): send name=value pairs joined by '&'")
+		return nil, false
+	}
+	for _, name := range known {
+		if len(q[name]) > 1 {
+			h.writeError(w, http.StatusBadRequest, protocol.CodeValidation, "the query parameter "+name+" appears more than once: send it once")
+			return nil, false
+		}
+	}
+	return q, true
 }
 
 // parseCursor reads a pull cursor: "" (from the beginning) or the decimal

@@ -34,7 +34,18 @@ func (h *Handler) servePush(w http.ResponseWriter, r *http.Request, user string)
 			h.writeError(w, http.StatusRequestEntityTooLarge, protocol.CodeTooLarge, tooLarge)
 			return
 		}
-		h.writeError(w, http.StatusBadRequest, protocol.CodeValidation, "could not read the request body")
+		// A body that did not arrive in full (too slow for the server's
+		// read timeout, cut, shorter than its Content-Length) is not a bad
+		// request: answer 408, which clients retry, never a 400 that would
+		// make a client drop the mutations it carries.
+		msg := "the request body did not arrive in full (the connection was too slow or broke): send it again"
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF) && r.ContentLength >= 0:
+			msg = fmt.Sprintf("the request body ended before its Content-Length of %d bytes: send the whole body again", r.ContentLength)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			msg = "the request body ended in the middle of a chunk: send the whole body again"
+		}
+		h.writeError(w, http.StatusRequestTimeout, protocol.CodeValidation, msg)
 		return
 	}
 	req, msg := decodePush(body)
@@ -70,12 +81,17 @@ func checkJSONMediaType(ct string) (string, bool) {
 	return "", true
 }
 
-// decodePush decodes and checks a push body strictly: one JSON object, no
-// unknown fields (anywhere), nothing after it, a valid client id and at most
+// decodePush decodes and checks a push body strictly: valid UTF-8, one JSON
+// object, no unknown, case-variant or duplicate keys (anywhere but inside
+// field values), no unpaired surrogate escapes in the strings it decodes,
+// nothing after it, a valid client id and at most
 // protocol.MaxBatchMutations mutations. It returns a message saying what is
 // wrong, or "" when the request is well-formed. Each mutation's own rules are
 // checked later, one verdict per mutation.
 func decodePush(body []byte) (*protocol.PushRequest, string) {
+	if msg := checkUTF8(body); msg != "" {
+		return nil, msg
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var req protocol.PushRequest
@@ -84,6 +100,9 @@ func decodePush(body []byte) (*protocol.PushRequest, string) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, "request body has data after the JSON object: send exactly one object"
+	}
+	if msg := checkEnvelope(body); msg != "" {
+		return nil, msg
 	}
 	if err := protocol.ValidateNode(req.ClientID); err != nil {
 		return nil, "clientId: " + err.Error()
