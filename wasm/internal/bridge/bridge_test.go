@@ -212,6 +212,40 @@ func TestBridgeRefusesBadMessages(t *testing.T) {
 	p.fails("VALIDATION", "sync", nil)
 	p.fails("VALIDATION", "setOnline", nil)
 	p.fails("VALIDATION", "import", map[string]any{"dump": map[string]any{"format": "x"}})
+	p.fails("VALIDATION", "inspect", map[string]any{"limit": -1})
+	p.fails("VALIDATION", "inspect", map[string]any{"limit": maxInspectLimit + 1})
+	p.fails("VALIDATION", "inspect", map[string]any{"limit": "3"})
+}
+
+// A message whose id the page could not match an answer to (an object,
+// true, null), and a message that is not a string (main passes ""), are
+// answered with an error event naming the problem, never with a reply
+// carrying the bad id; an id with a bad op still gets its reply.
+func TestBridgeBadIDsAreErrorEvents(t *testing.T) {
+	p := newPage(t)
+	for _, msg := range []string{`{"id":{},"op":"get"}`, `{"id":true,"op":"get"}`, `{"id":null,"op":"get"}`, `{"id":[1],"op":"get"}`, ``, `[1,2]`} {
+		p.sendRaw(msg)
+	}
+	evs := p.events("error")
+	if len(evs) != 6 {
+		t.Fatalf("want 6 error events, got %s", evs)
+	}
+	for i, want := range []string{"id must be a number or a string", "id must be a number or a string", "id must be a number or a string", "id must be a number or a string", "not a string", "not a request message"} {
+		if !strings.Contains(string(evs[i]), want) || !strings.Contains(string(evs[i]), `"VALIDATION"`) {
+			t.Fatalf("error event %d: want %q, got %s", i, want, evs[i])
+		}
+	}
+	p.mu.Lock()
+	for _, m := range p.posts {
+		if _, ok := m["id"]; ok {
+			t.Errorf("a reply to a message without a usable id: %v", m)
+		}
+	}
+	p.mu.Unlock()
+	p.sendRaw(`{"id":"x1","op":7}`)
+	if _, err := p.await(json.RawMessage(`"x1"`)); err == nil || err.Code != "VALIDATION" || !strings.Contains(err.Message, "op must be a string") {
+		t.Fatalf("a numeric op: %+v", err)
+	}
 }
 
 func TestBridgeRequestIDsMakeWritesExactlyOnce(t *testing.T) {

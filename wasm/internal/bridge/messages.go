@@ -45,6 +45,10 @@ const maxMessageBytes = 64 << 20
 // an optional object of arguments.
 func decodeRequest(msg string) (request, error) {
 	var r request
+	if msg == "" {
+		// The worker's main passes "" for a message that is not a string.
+		return r, errors.New("empty message, or not a string: post one JSON string {\"id\", \"op\", \"args\"} per request")
+	}
 	if len(msg) > maxMessageBytes {
 		return r, fmt.Errorf("message is %d bytes, the limit is %d", len(msg), maxMessageBytes)
 	}
@@ -68,11 +72,21 @@ func decodeRequest(msg string) (request, error) {
 		}
 		return nil
 	})
-	if err != nil {
-		return r, fmt.Errorf("not a request message: %v", err)
+	if !validID(r.ID) {
+		// An id the page could not match an answer to (an object, true,
+		// null): the failure is posted as an error event instead.
+		bad := len(r.ID) > 0
+		r.ID = nil
+		if err == nil {
+			if bad {
+				err = errors.New("request id must be a number or a string")
+			} else {
+				err = errors.New("request has no id (a number or a string)")
+			}
+		}
 	}
-	if len(r.ID) == 0 || !(r.ID[0] == '"' || r.ID[0] == '-' || r.ID[0] >= '0' && r.ID[0] <= '9') {
-		return r, errors.New("request has no id (a number or a string)")
+	if err != nil {
+		return r, fmt.Errorf("not a request message (one JSON string {\"id\", \"op\", \"args\"}): %v", err)
 	}
 	if r.Op == "" {
 		return r, errors.New("request has no op")
@@ -84,6 +98,11 @@ func decodeRequest(msg string) (request, error) {
 		return r, errors.New("request args must be an object")
 	}
 	return r, nil
+}
+
+// validID reports whether id (raw JSON) is a number or a string.
+func validID(id json.RawMessage) bool {
+	return len(id) > 0 && (id[0] == '"' || id[0] == '-' || id[0] >= '0' && id[0] <= '9')
 }
 
 // decodeArgs decodes an op's arguments strictly: unknown keys are refused

@@ -450,12 +450,18 @@ func (b *Bridge) integrityCheck(json.RawMessage) (any, error) {
 	return map[string]string{"result": res}, err
 }
 
+// maxInspectLimit bounds the outbox entries one inspect lists.
+const maxInspectLimit = 10000
+
 func (b *Bridge) inspect(raw json.RawMessage) (any, error) {
 	var a struct {
 		Limit int `json:"limit"`
 	}
 	if err := decode(raw, &a, "inspect"); err != nil {
 		return nil, err
+	}
+	if a.Limit < 0 || a.Limit > maxInspectLimit {
+		return nil, validation("inspect: limit must be from 1 to %d (0 or none: 100), got %d", maxInspectLimit, a.Limit)
 	}
 	return b.eng.Inspect(context.Background(), a.Limit)
 }
