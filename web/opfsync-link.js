@@ -26,8 +26,9 @@ export function toError(e) {
   return new OpfsyncError('INTERNAL', String(e && e.message || e));
 }
 
-export function closedError() {
-  return new OpfsyncError('CLOSED', 'the store is closed; open it again with openStore()');
+/** closedError is the CLOSED error of a call (named by `name`, when given) on a closed store. */
+export function closedError(name) {
+  return new OpfsyncError('CLOSED', `${name ? name + ': ' : ''}the store is closed; open it again with openStore()`);
 }
 
 /** uuid returns a random UUID (crypto.randomUUID where it exists). */

@@ -8,7 +8,7 @@ export type ErrorCode = 'VALIDATION' | 'NOT_FOUND' | 'SCHEMA' | 'STORAGE' | 'LOC
 /** Every code, in a frozen array. */
 export const ERROR_CODES: readonly ErrorCode[];
 
-/** The Error every opfsync call rejects (or, for watch/on, throws) with. */
+/** The Error every opfsync call rejects (or, for watch/on/status, throws) with. */
 export class OpfsyncError extends Error {
   constructor(code: ErrorCode, message: string);
   readonly name: 'OpfsyncError';
@@ -16,7 +16,19 @@ export class OpfsyncError extends Error {
   readonly code: ErrorCode;
 }
 
-/** A JSON value: what a field can hold. NaN, Infinity, undefined, BigInt, functions and class instances are refused. */
+/**
+ * A JSON value: what a field can hold, and what every argument that carries
+ * data (records, fields, params, dumps, schemas) must be made of, so that
+ * what get() returns is exactly what was written. Refused with VALIDATION
+ * naming the path (e.g. `put.record.tags[2].x`): functions, symbols (values
+ * and enumerable symbol keys), undefined (use null) and holes of sparse
+ * arrays, NaN and ±Infinity, BigInt, cycles, strings or keys with lone
+ * UTF-16 surrogates, every object that is not a plain object or an array
+ * (Date, Map, Set, typed arrays, boxed primitives, class instances), plain
+ * objects with a toJSON method, values whose getter or Proxy trap throws,
+ * and nesting deeper than 256 (the engine refuses field values nested
+ * deeper than 32). -0 is stored as 0.
+ */
 export type JSONValue = string | number | boolean | null | JSONValue[] | { [key: string]: JSONValue };
 
 /** A field's declared type. `integer` is limited to ±(2^53−1). */
@@ -56,7 +68,7 @@ export interface StoredRecord {
 export interface LocalStorageMigration {
   /** The localStorage key. It is removed only after its records were committed. */
   key: string;
-  /** The collection the records go to. */
+  /** The collection the records go to: one declared in schema.collections (VALIDATION otherwise). */
   collection: string;
   /**
    * Turns the key's value into records (each with an `id`). If it throws
@@ -231,6 +243,21 @@ export interface Inspection {
 
 export type SQLParam = string | number | boolean | null;
 
+/**
+ * An open store. Every method:
+ * - must be called on the store (`store.put(…)`); a detached method
+ *   (`const {put} = store; put(…)`) fails with VALIDATION;
+ * - fails with CLOSED after close() (except close itself), whatever its
+ *   arguments;
+ * - refuses arguments past its signature with VALIDATION (a trailing
+ *   undefined counts as not given): `query(sql, a, b)` is not `query(sql, [a, b])`;
+ * - refuses arguments of the wrong type, unknown option keys and values that
+ *   are not JSON (see JSONValue) with VALIDATION, naming the argument, and
+ *   writes nothing.
+ * Methods that return a Promise reject (they never throw); watch, on and
+ * status throw. Unknown collections are refused by the engine with
+ * VALIDATION (the leader tab's schema is the one that counts).
+ */
 export interface Store {
   /** What the localStorage migration at open did (all zero / empty when there was nothing to migrate). */
   readonly migrationReport: MigrationReport;
@@ -246,18 +273,18 @@ export interface Store {
   /** The record, or null when it is missing or deleted. */
   get<T extends StoredRecord = StoredRecord>(collection: string, id: string): Promise<T | null>;
   /** One read-only SQL statement over the collections' tables; rows as plain objects keyed by column. */
-  query<T = Record<string, JSONValue>>(sql: string, params?: SQLParam[]): Promise<T[]>;
+  query<T = Record<string, JSONValue>>(sql: string, params?: SQLParam[] | null): Promise<T[]>;
   /**
    * A live query: cb gets the rows at once, then after every commit that
    * touches a table the query reads (never a result older than one already
    * delivered). Returns the unsubscribe function. Throws OpfsyncError
    * (VALIDATION, CLOSED) synchronously on bad arguments.
    */
-  watch<T = Record<string, JSONValue>>(sql: string, params: SQLParam[], cb: (rows: T[]) => void, onError?: (err: OpfsyncError) => void): () => void;
+  watch<T = Record<string, JSONValue>>(sql: string, params: SQLParam[] | null, cb: (rows: T[]) => void, onError?: (err: OpfsyncError) => void): () => void;
   watch<T = Record<string, JSONValue>>(sql: string, cb: (rows: T[]) => void): () => void;
-  /** Subscribe to an event; returns the unsubscribe function. */
+  /** Subscribe to an event; returns the unsubscribe function. Throws OpfsyncError (VALIDATION, CLOSED) synchronously. */
   on<K extends keyof EventMap>(event: K, handler: (data: EventMap[K]) => void): () => void;
-  /** The last known status, synchronously. */
+  /** The last known status, synchronously. Throws OpfsyncError CLOSED after close(). */
   status(): Status;
   /** Push then pull now; rejects with NETWORK when the server cannot be reached (the changes stay queued). */
   sync(): Promise<void>;
@@ -273,12 +300,17 @@ export interface Store {
    * state and the localStorage migration markers. Works from any tab.
    */
   inspect(options?: { limit?: number }): Promise<Inspection>;
-  /** Close the store (another tab takes over the database); later calls reject with CLOSED. */
+  /**
+   * Close the store (another tab takes over the database); later calls
+   * reject with CLOSED (status, watch and on throw it). Closing twice is
+   * fine; unsubscribe functions stay callable (no-ops).
+   */
   close(): Promise<void>;
 }
 
 /**
- * Open (creating if needed) a store. Resolves once the schema is applied and
+ * Open (creating if needed) a store. Bad options reject with VALIDATION
+ * naming the option (a schema the engine refuses: SCHEMA). Resolves once the schema is applied and
  * the localStorage migration is done (see store.migrationReport).
  */
 export function openStore(options: OpenOptions): Promise<Store>;

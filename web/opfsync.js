@@ -42,6 +42,7 @@ export { ERROR_CODES, OpfsyncError };
  * @returns {Promise<Store>}
  */
 export async function openStore(options) {
+  checkArity(arguments, 1, 'openStore(options)');
   return Store.create(options);
 }
 
@@ -62,15 +63,35 @@ function invalid(message) {
   return new OpfsyncError('VALIDATION', message);
 }
 
-function describe(v) {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'object') {
-    const ctor = Object.getPrototypeOf(v)?.constructor?.name;
-    return ctor && ctor !== 'Object' ? `a ${ctor}` : 'an object';
+/** errText is the message of anything thrown (by a getter or a Proxy trap of the caller's data). */
+function errText(err) {
+  try {
+    return String(err && err.message || err);
+  } catch {
+    return 'an unprintable error';
   }
-  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`;
-  return `${typeof v === 'undefined' ? '' : 'the ' + typeof v + ' '}${String(v)}`;
+}
+
+/** unreadable is the error for a value whose getter or Proxy trap threw while opfsync read it. */
+function unreadable(what, err) {
+  return invalid(`${what} could not be read (${errText(err)}); pass plain data: a getter or Proxy trap threw`);
+}
+
+function describe(v) {
+  try {
+    if (v === null) return 'null';
+    if (Array.isArray(v)) return 'an array';
+    if (typeof v === 'object') {
+      const ctor = Object.getPrototypeOf(v)?.constructor?.name;
+      return ctor && ctor !== 'Object' ? `a ${ctor}` : 'an object';
+    }
+    if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`;
+    if (typeof v === 'undefined') return 'undefined';
+    if (typeof v === 'bigint') return `the BigInt ${v}n`;
+    return `the ${typeof v} ${String(v)}`;
+  } catch {
+    return 'a value that cannot be read';
+  }
 }
 
 function isPlainObject(v) {
@@ -79,70 +100,205 @@ function isPlainObject(v) {
   return proto === Object.prototype || proto === null;
 }
 
+/** plain is isPlainObject for the caller's data: a throwing Proxy trap becomes VALIDATION naming what. */
+function plain(v, what) {
+  try {
+    return isPlainObject(v);
+  } catch (err) {
+    throw unreadable(what, err);
+  }
+}
+
+/** prop reads obj[key] of the caller's data: a throwing getter becomes VALIDATION naming what.key. */
+function prop(obj, key, what) {
+  try {
+    return obj[key];
+  } catch (err) {
+    throw unreadable(`${what}.${key}`, err);
+  }
+}
+
+// A lone UTF-16 surrogate: JSON.stringify escapes it, and the engine's JSON
+// decoder would turn it into U+FFFD, so it could not come back as it went in.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const wellFormed = typeof String.prototype.isWellFormed === 'function'
+  ? (s) => s.isWellFormed()
+  : (s) => !LONE_SURROGATE.test(s);
+
+function checkText(s, what) {
+  if (!wellFormed(s)) {
+    const at = s.search(LONE_SURROGATE);
+    throw invalid(`${what} is not well-formed Unicode: a lone surrogate (\\u${s.charCodeAt(at).toString(16)}) at index ${at}; it cannot be stored as it is (fix the text, e.g. str.toWellFormed())`);
+  }
+}
+
 function checkString(v, what) {
   if (typeof v !== 'string' || v === '') throw invalid(`${what} must be a non-empty string, got ${describe(v)}`);
+  checkText(v, what);
   return v;
 }
 
 function checkKeys(obj, allowed, what) {
-  for (const k of Object.keys(obj)) {
+  let keys;
+  try {
+    keys = Object.keys(obj);
+  } catch (err) {
+    throw unreadable(what, err);
+  }
+  for (const k of keys) {
     if (!allowed.includes(k)) throw invalid(`${what}: unknown option ${JSON.stringify(k)} (allowed: ${allowed.filter((a) => !a.startsWith('_')).join(', ')})`);
   }
 }
 
 /**
- * encode is JSON.stringify that refuses what JSON would silently change or
- * drop: functions, symbols, undefined (use null), NaN and ±Infinity (JSON
- * would turn them into null), BigInt, cycles, and class instances such as
- * Map or Set (JSON would turn them into {}). Objects with toJSON (Date) are
- * stored as their JSON form.
+ * checkArity refuses arguments past the signature's last parameter (a
+ * trailing undefined counts as not given): store.query(sql, a, b) instead
+ * of store.query(sql, [a, b]) must not be silently ignored.
+ */
+function checkArity(args, max, signature) {
+  for (let i = args.length - 1; i >= max; i--) {
+    if (args[i] !== undefined) {
+      throw invalid(`${signature} takes at most ${max} argument${max === 1 ? '' : 's'}, got ${describe(args[i])} as argument ${i + 1}`);
+    }
+  }
+}
+
+/**
+ * The deepest nesting encode follows. The engine refuses field values
+ * nested more than 32 deep anyway; this bound only keeps a pathological
+ * value (a 100,000-deep chain) from overflowing the stack.
+ */
+const MAX_DEPTH = 256;
+
+/**
+ * encode is JSON.stringify that refuses, with VALIDATION naming the path
+ * (put.record.tags[2].x), whatever JSON would silently change or drop, so
+ * that what get() returns is what was written: functions, symbols (values
+ * and enumerable symbol keys), undefined (use null) and array holes, NaN
+ * and ±Infinity, BigInt, cycles, strings with lone surrogates (values and
+ * keys), and every object that is not a plain object or array — Map, Set,
+ * Date, typed arrays, boxed primitives, class instances, and plain objects
+ * with a toJSON method (JSON would store what toJSON returns). A getter or
+ * Proxy trap that throws is refused the same way; nesting deeper than
+ * MAX_DEPTH too. -0 is stored as 0.
  * @param {unknown} value
  * @param {string} what names the value in the error message
  * @returns {string}
  */
 function encode(value, what) {
-  // Where each object sits, for the error message (put.record.tags[2].x).
-  const paths = new Map();
+  check(value, what);
+  // check refused everything JSON.stringify would change, so it writes
+  // exactly the value (natively, several times faster than building the
+  // text here).
   try {
-    return JSON.stringify(value, function (key, v) {
-      const path = paths.has(this) ? `${paths.get(this)}${Array.isArray(this) ? `[${key}]` : `.${key}`}` : what;
-      switch (typeof v) {
-        case 'number':
-          if (!Number.isFinite(v)) throw invalid(`${path} is ${v}; JSON has no NaN or Infinity, so it cannot be stored (use null or a finite number)`);
-          break;
-        case 'bigint':
-          throw invalid(`${path} is a BigInt; store it as a number (exact up to 2^53-1) or a string`);
-        case 'function':
-        case 'symbol':
-          throw invalid(`${path} is a ${typeof v}; only JSON values (objects, arrays, strings, finite numbers, booleans, null) can be stored`);
-        case 'undefined':
-          throw invalid(`${path} is undefined; use null to store "no value", or leave the key out`);
-        case 'object':
-          if (v !== null) {
-            if (!Array.isArray(v) && !isPlainObject(v)) {
-              throw invalid(`${path} is ${describe(v)}; only plain objects and arrays can be stored (convert it first, e.g. [...map] or Object.fromEntries(map))`);
-            }
-            paths.set(v, path);
-          }
-          break;
-      }
-      return v;
-    });
+    return JSON.stringify(value);
   } catch (err) {
-    if (err instanceof OpfsyncError) throw err;
-    // A cycle is the only other way JSON.stringify throws here.
-    throw invalid(`${what} cannot be stored as JSON: ${err && err.message || err}`);
+    // Only a getter or Proxy trap that threw on this second read can get
+    // here (check read everything once already).
+    throw unreadable(what, err);
+  }
+}
+
+/** check is encode's walk: it throws VALIDATION naming the path of the first value JSON cannot carry exactly. */
+function check(value, what) {
+  // The path of the value being checked, as a chain of {up, key} links:
+  // turned into text (put.record.tags[2].x) only for an error message.
+  const ancestors = new Set();
+  walk(value, null, 0);
+
+  function pathOf(at) {
+    let s = '';
+    for (; at; at = at.up) {
+      const k = at.key;
+      s = (typeof k === 'number' ? `[${k}]` : /^[A-Za-z_$][\w$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`) + s;
+    }
+    return what + (s.length > 120 ? `…${s.slice(-120)}` : s);
+  }
+
+  function walk(v, at, depth) {
+    switch (typeof v) {
+      case 'string':
+        if (!wellFormed(v)) checkText(v, pathOf(at));
+        return;
+      case 'number':
+        if (!Number.isFinite(v)) throw invalid(`${pathOf(at)} is ${v}; JSON has no NaN or Infinity, so it cannot be stored (use null or a finite number)`);
+        return;
+      case 'boolean':
+        return;
+      case 'bigint':
+        throw invalid(`${pathOf(at)} is a BigInt; store it as a number (exact up to 2^53-1) or a string`);
+      case 'function':
+      case 'symbol':
+        throw invalid(`${pathOf(at)} is a ${typeof v}; only JSON values (objects, arrays, strings, finite numbers, booleans, null) can be stored`);
+      case 'undefined':
+        throw invalid(`${pathOf(at)} is undefined; use null to store "no value", or leave the key out`);
+    }
+    if (v === null) return;
+    if (ancestors.has(v)) throw invalid(`${pathOf(at)} is circular (it contains itself); JSON cannot store a cycle`);
+    if (depth >= MAX_DEPTH) throw invalid(`${pathOf(at)} is nested more than ${MAX_DEPTH} levels deep`);
+    ancestors.add(v);
+    let isArray;
+    try {
+      isArray = Array.isArray(v);
+    } catch (err) {
+      throw unreadable(pathOf(at), err);
+    }
+    if (isArray) {
+      let i = -1;
+      try {
+        const n = v.length;
+        for (i = 0; i < n; i++) {
+          if (!(i in v)) throw invalid(`${pathOf({ up: at, key: i })} is a hole of a sparse array; JSON would store null there (fill it, e.g. with null)`);
+          walk(v[i], { up: at, key: i }, depth + 1);
+        }
+      } catch (err) {
+        if (err instanceof OpfsyncError) throw err;
+        throw unreadable(pathOf(i < 0 ? at : { up: at, key: i }), err);
+      }
+    } else {
+      let keys;
+      try {
+        const proto = Object.getPrototypeOf(v);
+        if (proto !== Object.prototype && proto !== null) {
+          throw invalid(`${pathOf(at)} is ${describe(v)}; only plain objects and arrays can be stored (convert it first, e.g. date.toISOString(), [...set] or Object.fromEntries(map))`);
+        }
+        keys = Object.keys(v);
+        const symbols = Object.getOwnPropertySymbols(v);
+        for (let i = 0; i < symbols.length; i++) {
+          if (Object.prototype.propertyIsEnumerable.call(v, symbols[i])) throw invalid(`${pathOf(at)} has a property keyed by ${String(symbols[i])}; JSON drops symbol keys, so it cannot be stored`);
+        }
+      } catch (err) {
+        if (err instanceof OpfsyncError) throw err;
+        throw unreadable(pathOf(at), err);
+      }
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i];
+        if (!wellFormed(k)) checkText(k, `${pathOf(at)} has a key ${JSON.stringify(k)} that`);
+        let item;
+        try {
+          item = v[k];
+        } catch (err) {
+          throw unreadable(pathOf({ up: at, key: k }), err);
+        }
+        if (k === 'toJSON' && typeof item === 'function') {
+          throw invalid(`${pathOf(at)} has a toJSON method; JSON would store what it returns instead of the object: pass that value itself`);
+        }
+        walk(item, { up: at, key: k }, depth + 1);
+      }
+    }
+    ancestors.delete(v);
   }
 }
 
 function checkWriteOptions(opts, what) {
   if (opts === undefined) return {};
-  if (!isPlainObject(opts)) throw invalid(`${what}: options must be an object like {origin: 'agent'}, got ${describe(opts)}`);
-  checkKeys(opts, WRITE_OPTION_KEYS, what);
+  if (!plain(opts, `${what}: options`)) throw invalid(`${what}: options must be an object like {origin: 'agent'}, got ${describe(opts)}`);
+  checkKeys(opts, WRITE_OPTION_KEYS, `${what}: options`);
   const out = {};
-  if (opts.origin !== undefined) {
-    if (!ORIGINS.includes(opts.origin)) throw invalid(`${what}: origin must be one of ${ORIGINS.join(', ')}, got ${describe(opts.origin)}`);
-    out.origin = opts.origin;
+  const origin = prop(opts, 'origin', `${what}: options`);
+  if (origin !== undefined) {
+    if (!ORIGINS.includes(origin)) throw invalid(`${what}: options.origin must be one of ${ORIGINS.join(', ')}, got ${describe(origin)}`);
+    out.origin = origin;
   }
   return out;
 }
@@ -152,19 +308,23 @@ function checkWriteOptions(opts, what) {
  * @param {any} options
  */
 function checkOptions(options) {
-  if (!isPlainObject(options)) throw invalid(`openStore: options must be an object like {name: 'app', schema: {...}}, got ${describe(options)}`);
+  const o = 'openStore: options';
+  if (!plain(options, o)) throw invalid(`openStore: options must be an object like {name: 'app', schema: {...}}, got ${describe(options)}`);
   checkKeys(options, OPTION_KEYS, 'openStore');
-  const name = checkString(options.name, 'openStore: name');
+  const name = checkString(prop(options, 'name', o), 'openStore: name');
   if (!STORE_NAME.test(name)) throw invalid(`openStore: name ${JSON.stringify(name)} must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit`);
-  if (!isPlainObject(options.schema)) throw invalid(`openStore: schema must be an object like {version: 1, collections: {todos: {fields: {title: 'text'}}}}, got ${describe(options.schema)}`);
-  encode(options.schema, 'openStore: schema');
-  const storage = options.storage === undefined ? 'opfs' : options.storage;
+  const schema = prop(options, 'schema', o);
+  if (!plain(schema, 'openStore: schema')) throw invalid(`openStore: schema must be an object like {version: 1, collections: {todos: {fields: {title: 'text'}}}}, got ${describe(schema)}`);
+  const schemaJson = encode(schema, 'openStore: schema');
+  const storageOpt = prop(options, 'storage', o);
+  const storage = storageOpt === undefined ? 'opfs' : storageOpt;
   if (storage !== 'opfs' && storage !== 'memory') throw invalid(`openStore: storage must be 'opfs' or 'memory', got ${describe(storage)}`);
   let sync;
-  if (options.sync !== undefined && options.sync !== null) {
-    if (!isPlainObject(options.sync)) throw invalid(`openStore: sync must be an object {url, token}, got ${describe(options.sync)}`);
-    checkKeys(options.sync, SYNC_KEYS, 'openStore: sync');
-    const url = checkString(options.sync.url, 'openStore: sync.url');
+  const syncOpt = prop(options, 'sync', o);
+  if (syncOpt !== undefined && syncOpt !== null) {
+    if (!plain(syncOpt, 'openStore: sync')) throw invalid(`openStore: sync must be an object {url, token}, got ${describe(syncOpt)}`);
+    checkKeys(syncOpt, SYNC_KEYS, 'openStore: sync');
+    const url = checkString(prop(syncOpt, 'url', 'openStore: sync'), 'openStore: sync.url');
     let parsed;
     try {
       parsed = new URL(url);
@@ -172,29 +332,41 @@ function checkOptions(options) {
       throw invalid(`openStore: sync.url ${JSON.stringify(url)} is not a URL; give the server's origin, e.g. 'https://sync.example.com'`);
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw invalid(`openStore: sync.url must be an http(s) URL, got ${JSON.stringify(url)}`);
-    const token = checkString(options.sync.token, 'openStore: sync.token');
+    const token = checkString(prop(syncOpt, 'token', 'openStore: sync'), 'openStore: sync.token');
     sync = { url, token };
   }
+  // The collections the schema declares (the engine checks the schema
+  // itself; this only lets a migration naming an undeclared collection fail
+  // here, before anything is opened).
+  const declared = JSON.parse(schemaJson).collections;
   const migrations = [];
-  if (options.migrateLocalStorage !== undefined) {
-    if (!Array.isArray(options.migrateLocalStorage)) throw invalid(`openStore: migrateLocalStorage must be an array of {key, collection, map}, got ${describe(options.migrateLocalStorage)}`);
-    options.migrateLocalStorage.forEach((m, i) => {
+  const mls = prop(options, 'migrateLocalStorage', o);
+  if (mls !== undefined) {
+    if (!Array.isArray(mls)) throw invalid(`openStore: migrateLocalStorage must be an array of {key, collection, map}, got ${describe(mls)}`);
+    for (let i = 0; i < mls.length; i++) {
       const what = `openStore: migrateLocalStorage[${i}]`;
-      if (!isPlainObject(m)) throw invalid(`${what} must be an object {key, collection, map, mode?}, got ${describe(m)}`);
+      const m = prop(mls, i, 'openStore: migrateLocalStorage');
+      if (!plain(m, what)) throw invalid(`${what} must be an object {key, collection, map, mode?}, got ${describe(m)}`);
       checkKeys(m, MIGRATION_KEYS, what);
-      checkString(m.key, `${what}.key`);
-      checkString(m.collection, `${what}.collection`);
-      if (typeof m.map !== 'function') throw invalid(`${what}.map must be a function (value: string) => records[], got ${describe(m.map)}`);
-      if (m.mode !== undefined && m.mode !== 'upsert' && m.mode !== 'patch') throw invalid(`${what}.mode must be 'upsert' or 'patch', got ${describe(m.mode)}`);
-      migrations.push({ key: m.key, collection: m.collection, map: m.map, mode: m.mode });
-    });
+      const key = checkString(prop(m, 'key', what), `${what}.key`);
+      const collection = checkString(prop(m, 'collection', what), `${what}.collection`);
+      if (isPlainObject(declared) && !Object.hasOwn(declared, collection)) {
+        throw invalid(`${what}.collection ${JSON.stringify(collection)} is not declared in schema.collections (declared: ${Object.keys(declared).join(', ') || 'none'})`);
+      }
+      const map = prop(m, 'map', what);
+      if (typeof map !== 'function') throw invalid(`${what}.map must be a function (value: string) => records[], got ${describe(map)}`);
+      const mode = prop(m, 'mode', what);
+      if (mode !== undefined && mode !== 'upsert' && mode !== 'patch') throw invalid(`${what}.mode must be 'upsert' or 'patch', got ${describe(mode)}`);
+      migrations.push({ key, collection, map, mode });
+    }
   }
   let hooks = {};
-  if (options._testHooks !== undefined) {
-    if (!isPlainObject(options._testHooks)) throw invalid('openStore: _testHooks must be an object');
-    hooks = options._testHooks;
+  const testHooks = prop(options, '_testHooks', o);
+  if (testHooks !== undefined) {
+    if (!plain(testHooks, 'openStore: _testHooks')) throw invalid('openStore: _testHooks must be an object');
+    hooks = testHooks;
   }
-  return { name, schema: options.schema, storage, sync, migrations, hooks };
+  return { name, schema: JSON.parse(schemaJson), storage, sync, migrations, hooks };
 }
 
 const CREATE = Symbol('create');
@@ -295,7 +467,7 @@ class Store {
     if (name === 'change') this.#onChange(data);
     const set = this.#handlers[name];
     if (!set) return;
-    const payload = name === 'status' ? this.status() : data;
+    const payload = name === 'status' ? this.#status() : data;
     for (const h of [...set]) {
       try {
         h(payload);
@@ -412,6 +584,26 @@ class Store {
   }
 
   // --- public API ------------------------------------------------------------
+  //
+  // Every method first checks that it is called on an open store
+  // (Store.#enter: VALIDATION when detached from its store, CLOSED after
+  // close()), then its arguments, and refuses anything it cannot pass on
+  // exactly with VALIDATION naming the argument. The methods that return a
+  // Promise never throw synchronously (they are async); watch, on and
+  // status throw.
+
+  /**
+   * #enter checks that a public method runs on a store (not detached, e.g.
+   * `const {put} = store`) and that the store is open, and refuses extra
+   * arguments.
+   */
+  static #enter(self, name, args, max, signature) {
+    if (self === null || typeof self !== 'object' || !(#closed in self)) {
+      throw invalid(`${name} must be called on a store, as store.${name}(…); it was called on ${describe(self)} (bind it, or wrap it in an arrow function)`);
+    }
+    if (self.#closed) throw closedError(name);
+    checkArity(args, max, signature);
+  }
 
   /**
    * put inserts or replaces a record (declared fields it omits become null)
@@ -421,10 +613,10 @@ class Store {
    * @param {{origin?: 'user'|'agent'|'system'}} [options]
    */
   async put(collection, record, options) {
-    this.#checkOpen();
+    Store.#enter(this, 'put', arguments, 3, 'put(collection, record, options?)');
     checkString(collection, 'put: collection');
-    if (!isPlainObject(record)) throw invalid(`put: record must be an object like {id: 't1', ...fields}, got ${describe(record)}`);
-    checkString(record.id, 'put: record.id');
+    if (!plain(record, 'put: record')) throw invalid(`put: record must be an object like {id: 't1', ...fields}, got ${describe(record)}`);
+    checkString(prop(record, 'id', 'put: record'), 'put: record.id');
     return this.#write('put', { collection, record, ...checkWriteOptions(options, 'put') });
   }
 
@@ -437,10 +629,10 @@ class Store {
    * @param {{origin?: 'user'|'agent'|'system'}} [options]
    */
   async patch(collection, id, fields, options) {
-    this.#checkOpen();
+    Store.#enter(this, 'patch', arguments, 4, 'patch(collection, id, fields, options?)');
     checkString(collection, 'patch: collection');
     checkString(id, 'patch: id');
-    if (!isPlainObject(fields)) throw invalid(`patch: fields must be an object like {done: true}, got ${describe(fields)}`);
+    if (!plain(fields, 'patch: fields')) throw invalid(`patch: fields must be an object like {done: true}, got ${describe(fields)}`);
     return this.#write('patch', { collection, id, fields, ...checkWriteOptions(options, 'patch') });
   }
 
@@ -452,7 +644,7 @@ class Store {
    * @param {{origin?: 'user'|'agent'|'system'}} [options]
    */
   async delete(collection, id, options) {
-    this.#checkOpen();
+    Store.#enter(this, 'delete', arguments, 3, 'delete(collection, id, options?)');
     checkString(collection, 'delete: collection');
     checkString(id, 'delete: id');
     return this.#write('delete', { collection, id, ...checkWriteOptions(options, 'delete') });
@@ -463,23 +655,36 @@ class Store {
    * @param {Array<{op: 'put'|'patch'|'delete', collection: string, id: string, fields?: object, origin?: string}>} writes
    */
   async apply(writes) {
-    this.#checkOpen();
-    if (!Array.isArray(writes)) throw invalid(`apply: writes must be an array of {op, collection, id, fields?}, got ${describe(writes)}`);
-    const out = writes.map((w, i) => {
+    Store.#enter(this, 'apply', arguments, 1, 'apply(writes)');
+    let isArray;
+    try {
+      isArray = Array.isArray(writes);
+    } catch (err) {
+      throw unreadable('apply: writes', err);
+    }
+    if (!isArray) throw invalid(`apply: writes must be an array of {op, collection, id, fields?}, got ${describe(writes)}`);
+    const n = prop(writes, 'length', 'apply: writes');
+    if (n === 0) throw invalid('apply: writes is empty; pass at least one {op, collection, id, fields?}');
+    const out = [];
+    for (let i = 0; i < n; i++) {
       const what = `apply: writes[${i}]`;
-      if (!isPlainObject(w)) throw invalid(`${what} must be an object {op, collection, id, fields?, origin?}, got ${describe(w)}`);
+      const w = prop(writes, i, 'apply: writes');
+      if (!plain(w, what)) throw invalid(`${what} must be an object {op, collection, id, fields?, origin?}, got ${describe(w)}`);
       checkKeys(w, ['op', 'collection', 'id', 'fields', 'origin'], what);
-      if (w.op !== 'put' && w.op !== 'patch' && w.op !== 'delete') throw invalid(`${what}.op must be 'put', 'patch' or 'delete', got ${describe(w.op)}`);
-      const o = { op: w.op, collection: checkString(w.collection, `${what}.collection`), id: checkString(w.id, `${what}.id`) };
-      if (w.op !== 'delete') {
-        if (!isPlainObject(w.fields)) throw invalid(`${what}.fields must be an object, got ${describe(w.fields)}`);
-        o.fields = w.fields;
-      } else if (w.fields !== undefined) {
+      const op = prop(w, 'op', what);
+      if (op !== 'put' && op !== 'patch' && op !== 'delete') throw invalid(`${what}.op must be 'put', 'patch' or 'delete', got ${describe(op)}`);
+      const o = { op, collection: checkString(prop(w, 'collection', what), `${what}.collection`), id: checkString(prop(w, 'id', what), `${what}.id`) };
+      const fields = prop(w, 'fields', what);
+      if (op !== 'delete') {
+        if (!plain(fields, `${what}.fields`)) throw invalid(`${what}.fields must be an object, got ${describe(fields)}`);
+        o.fields = fields;
+      } else if (fields !== undefined) {
         throw invalid(`${what}: a delete takes no fields`);
       }
-      Object.assign(o, checkWriteOptions(w.origin === undefined ? undefined : { origin: w.origin }, what));
-      return o;
-    });
+      const origin = prop(w, 'origin', what);
+      Object.assign(o, checkWriteOptions(origin === undefined ? undefined : { origin }, what));
+      out.push(o);
+    }
     return this.#write('apply', { writes: out });
   }
 
@@ -490,7 +695,7 @@ class Store {
    * @param {string} id
    */
   async get(collection, id) {
-    this.#checkOpen();
+    Store.#enter(this, 'get', arguments, 2, 'get(collection, id)');
     checkString(collection, 'get: collection');
     checkString(id, 'get: id');
     return this.#link.call('get', encode({ collection, id }, 'get'));
@@ -503,7 +708,7 @@ class Store {
    * @param {unknown[]} [params]
    */
   async query(sql, params) {
-    this.#checkOpen();
+    Store.#enter(this, 'query', arguments, 2, 'query(sql, params?)');
     const res = await this.#link.call('query', queryArgs(sql, params, 'query'));
     return res.rows;
   }
@@ -519,13 +724,15 @@ class Store {
    * @returns {() => void}
    */
   watch(sql, params, cb, onError) {
-    this.#checkOpen();
-    if (typeof params === 'function' && cb === undefined) {
+    if (typeof params === 'function' && arguments.length <= 2) {
+      Store.#enter(this, 'watch', arguments, 2, 'watch(sql, cb)');
       cb = params;
       params = [];
+    } else {
+      Store.#enter(this, 'watch', arguments, 4, 'watch(sql, params, cb, onError?)');
     }
     const args = queryArgs(sql, params, 'watch');
-    if (typeof cb !== 'function') throw invalid(`watch: the callback must be a function, got ${describe(cb)}`);
+    if (typeof cb !== 'function') throw invalid(`watch: cb must be a function (rows) => void, got ${describe(cb)}`);
     if (onError !== undefined && typeof onError !== 'function') throw invalid(`watch: onError must be a function, got ${describe(onError)}`);
     const w = { args, cb, onError, tables: null, delivered: -1, running: false, dirty: false, active: true };
     this.#watches.add(w);
@@ -544,7 +751,7 @@ class Store {
    * @returns {() => void}
    */
   on(event, handler) {
-    this.#checkOpen();
+    Store.#enter(this, 'on', arguments, 2, 'on(event, handler)');
     if (!EVENTS.includes(event)) throw invalid(`on: event must be one of ${EVENTS.join(', ')}, got ${describe(event)}`);
     if (typeof handler !== 'function') throw invalid(`on: handler must be a function, got ${describe(handler)}`);
     // A wrapper, so that subscribing the same function twice needs two
@@ -555,23 +762,29 @@ class Store {
   }
 
   /**
-   * status returns the last known status (synchronously).
+   * status returns the last known status (synchronously). It throws CLOSED
+   * after close().
    * @returns {Status}
    */
   status() {
+    Store.#enter(this, 'status', arguments, 0, 'status()');
+    return this.#status();
+  }
+
+  #status() {
     const s = this.#link.status();
     return { online: s.online, syncing: s.syncing, pending: s.pending, lastSyncAt: s.lastSyncAt, error: s.error, leader: this.#link.leader, storage: this.#link.storage };
   }
 
   /** sync pushes then pulls now; it rejects with NETWORK when the server cannot be reached. */
   async sync() {
-    this.#checkOpen();
+    Store.#enter(this, 'sync', arguments, 0, 'sync()');
     await this.#link.call('sync', '{}');
   }
 
   /** export resolves to a JSON dump of every record with its field stamps and tombstones. */
   async export() {
-    this.#checkOpen();
+    Store.#enter(this, 'export', arguments, 0, 'export()');
     return this.#link.call('export', '{}');
   }
 
@@ -582,8 +795,8 @@ class Store {
    * @returns {Promise<{inserted: number, updated: number, skipped: number}>}
    */
   async import(dump) {
-    this.#checkOpen();
-    if (!isPlainObject(dump)) throw invalid(`import: dump must be the object export() returned, got ${describe(dump)}`);
+    Store.#enter(this, 'import', arguments, 1, 'import(dump)');
+    if (!plain(dump, 'import: dump')) throw invalid(`import: dump must be the object export() returned, got ${describe(dump)}`);
     return this.#link.call('import', encode({ dump }, 'import'));
   }
 
@@ -593,7 +806,7 @@ class Store {
    * @returns {Promise<string>}
    */
   async integrityCheck() {
-    this.#checkOpen();
+    Store.#enter(this, 'integrityCheck', arguments, 0, 'integrityCheck()');
     const res = await this.#link.call('integrityCheck', '{}');
     return res.result;
   }
@@ -608,8 +821,8 @@ class Store {
    * @returns {Promise<{applied: boolean, changed: number, skipped: number}>}
    */
   async _applyPullPage(page) {
-    this.#checkOpen();
-    if (!isPlainObject(page) || !Array.isArray(page.changes)) throw invalid('_applyPullPage: page must be {changes: [...]}');
+    Store.#enter(this, '_applyPullPage', arguments, 1, '_applyPullPage(page)');
+    if (!plain(page, '_applyPullPage: page') || !Array.isArray(prop(page, 'changes', '_applyPullPage: page'))) throw invalid(`_applyPullPage: page must be {changes: [...]}, got ${describe(page)}`);
     return this.#link.call('applyPullPage', encode({ page }, '_applyPullPage'));
   }
 
@@ -623,14 +836,15 @@ class Store {
    * @returns {Promise<Inspection>}
    */
   async inspect(options) {
-    this.#checkOpen();
+    Store.#enter(this, 'inspect', arguments, 1, 'inspect(options?)');
     const args = {};
     if (options !== undefined) {
-      if (!isPlainObject(options)) throw invalid(`inspect: options must be an object like {limit: 20}, got ${describe(options)}`);
-      checkKeys(options, ['limit'], 'inspect');
-      if (options.limit !== undefined) {
-        if (!Number.isInteger(options.limit) || options.limit < 1 || options.limit > 10000) throw invalid(`inspect: limit must be an integer from 1 to 10000, got ${describe(options.limit)}`);
-        args.limit = options.limit;
+      if (!plain(options, 'inspect: options')) throw invalid(`inspect: options must be an object like {limit: 20}, got ${describe(options)}`);
+      checkKeys(options, ['limit'], 'inspect: options');
+      const limit = prop(options, 'limit', 'inspect: options');
+      if (limit !== undefined) {
+        if (!Number.isInteger(limit) || limit < 1 || limit > 10000) throw invalid(`inspect: options.limit must be an integer from 1 to 10000, got ${describe(limit)}`);
+        args.limit = limit;
       }
     }
     return this.#link.call('inspect', JSON.stringify(args));
@@ -639,9 +853,19 @@ class Store {
   /**
    * close closes the store: on the leader tab, after answering every
    * request already sent to the engine; another tab then takes over. Later
-   * calls reject with CLOSED. Closing twice is fine.
+   * calls reject with CLOSED (status, watch and on throw it). Closing twice
+   * is fine.
+   * @returns {Promise<void>}
    */
   close() {
+    if (this === null || typeof this !== 'object' || !(#closed in this)) {
+      return Promise.reject(invalid(`close must be called on a store, as store.close(); it was called on ${describe(this)}`));
+    }
+    try {
+      checkArity(arguments, 0, 'close()');
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (this.#closing) return this.#closing;
     this.#flushWrites(); // writes made just before close() still go out first
     this.#closed = true;
@@ -650,15 +874,24 @@ class Store {
     this.#closing = this.#link.close();
     return this.#closing;
   }
-
-  #checkOpen() {
-    if (this.#closed) throw closedError();
-  }
 }
 
 function queryArgs(sql, params, what) {
   checkString(sql, `${what}: sql`);
   if (params === undefined || params === null) params = [];
-  if (!Array.isArray(params)) throw invalid(`${what}: params must be an array, got ${describe(params)}`);
-  return encode({ sql, params }, `${what} params`);
+  let isArray;
+  try {
+    isArray = Array.isArray(params);
+  } catch (err) {
+    throw unreadable(`${what}: params`, err);
+  }
+  if (!isArray) throw invalid(`${what}: params must be an array, got ${describe(params)}`);
+  const n = prop(params, 'length', `${what}: params`);
+  for (let i = 0; i < n; i++) {
+    const p = prop(params, i, `${what}: params`);
+    if (p !== null && typeof p === 'object') {
+      throw invalid(`${what}: params[${i}] is ${describe(p)}; a parameter is a string, a finite number, a boolean or null (JSON.stringify it to compare with a json column)`);
+    }
+  }
+  return encode({ sql, params }, what);
 }

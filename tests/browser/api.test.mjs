@@ -229,89 +229,414 @@ describe('JS API', { timeout: 180000 }, () => {
     assert.deepEqual(out.rows, [{ id: 'x1', title: 'one' }]);
   });
 
-  test('bad input is rejected at the JS boundary with VALIDATION; calls after close() with CLOSED', { timeout: 60000 }, async () => {
+  // The bad-input matrix: one row per public function × bad input, each
+  // with the code it must fail with and a word its message must contain
+  // (the argument it names). Functions that return a Promise must reject
+  // (never throw); watch, on and status must throw synchronously. Nothing
+  // of it may reach the database: a full export(), the outbox count and the
+  // mutationVersion are the same before and after. Then every function is
+  // called after close().
+  test('bad input: every function × every kind of bad input fails with its code and names the argument; nothing written; CLOSED after close()', { timeout: 120000 }, async (t) => {
     const out = await page.evaluate(async () => {
       await T.open('bad', { name: 'bad-input' });
       const s = T.stores.bad;
-      const cyc = { id: 'c' };
-      cyc.self = cyc;
-      const cases = {
-        putString: () => s.put('todos', 'x'),
-        putNoId: () => s.put('todos', { title: 'x' }),
-        putNumberId: () => s.put('todos', { id: 7 }),
-        putCollectionNumber: () => s.put(42, { id: 'x' }),
-        putFunction: () => s.put('todos', { id: 'f', title: () => 1 }),
-        putSymbol: () => s.put('todos', { id: 'f', title: Symbol('s') }),
-        putBigInt: () => s.put('todos', { id: 'f', rank: 10n }),
-        putNaN: () => s.put('todos', { id: 'f', rank: NaN }),
-        putInfinity: () => s.put('todos', { id: 'f', rank: Infinity }),
-        putNestedNaN: () => s.put('todos', { id: 'f', tags: [1, { x: -Infinity }] }),
-        putUndefined: () => s.put('todos', { id: 'f', title: undefined }),
-        putCycle: () => s.put('todos', cyc),
-        putMap: () => s.put('todos', { id: 'f', tags: new Map([[1, 2]]) }),
-        putUnknownOption: () => s.put('todos', { id: 'f' }, { orign: 'agent' }),
-        putBadOrigin: () => s.put('todos', { id: 'f' }, { origin: 'server' }),
-        patchArray: () => s.patch('todos', 'f', [1]),
-        patchNoId: () => s.patch('todos', '', { done: true }),
-        deleteNoId: () => s.delete('todos'),
-        getNumberId: () => s.get('todos', 1),
-        querySQLNumber: () => s.query(1),
-        queryParamsObject: () => s.query('SELECT 1', { a: 1 }),
-        queryParamNaN: () => s.query('SELECT ?', [NaN]),
-        importString: () => s.import('dump'),
-        applyNotArray: () => s.apply({}),
-        applyBadOp: () => s.apply([{ op: 'upsert', collection: 'todos', id: 'x', fields: {} }]),
-        openNoOptions: () => T.opfsync.openStore(),
-        openUnknownKey: () => T.opfsync.openStore({ name: 'x', schema: T.schema, strage: 'memory' }),
-        openBadStorage: () => T.opfsync.openStore({ name: 'x', schema: T.schema, storage: 'disk' }),
-        openNoSchema: () => T.opfsync.openStore({ name: 'x' }),
-        openBadSyncURL: () => T.opfsync.openStore({ name: 'x', schema: T.schema, sync: { url: 'not a url', token: 't' } }),
-        openSyncUnknownKey: () => T.opfsync.openStore({ name: 'x', schema: T.schema, sync: { url: 'http://a', token: 't', tokn: 1 } }),
-        openMigrationNoMap: () => T.opfsync.openStore({ name: 'x', schema: T.schema, migrateLocalStorage: [{ key: 'k', collection: 'todos' }] }),
-        openMigrationBadMode: () => T.opfsync.openStore({ name: 'x', schema: T.schema, migrateLocalStorage: [{ key: 'k', collection: 'todos', map: JSON.parse, mode: 'merge' }] }),
-        openBadName: () => T.opfsync.openStore({ name: 'no/slashes', schema: T.schema, storage: 'memory' }),
-        watchNoCallback: async () => s.watch('SELECT 1', []),
-        watchBadParams: async () => s.watch('SELECT 1', 'x', () => {}),
-        onBadEvent: async () => s.on('changed', () => {}),
-        onNoHandler: async () => s.on('change', 'x'),
+      const { openStore, OpfsyncError } = T.opfsync;
+      await s.put('todos', { id: 'seed', title: 'seed', rank: 1, tags: ['a'] });
+      await s.put('stars', { id: 'st', starred: true });
+      const snapshot = async () => {
+        const i = await s.inspect({ limit: 1 });
+        const { exportedAt, ...dump } = await s.export(); // the one field that changes by itself
+        return { dump: JSON.stringify(dump), pending: i.pendingCount, version: i.version };
       };
-      const res = {};
-      for (const [k, fn] of Object.entries(cases)) res[k] = await T.attempt(fn);
-      // Nothing of it reached the database.
-      res.count = await s.query('SELECT count(*) AS n FROM todos');
-      res.pending = (await T.attempt(() => s.status())).ok.pending;
+      const before = await snapshot();
+      const offChange = s.on('change', () => {});
+      const stopWatch = s.watch('SELECT count(*) AS n FROM todos', [], () => {});
 
-      await s.close();
-      res.closeAgain = await T.attempt(() => s.close());
-      const after = {
-        put: () => s.put('todos', { id: 'z' }),
-        putBad: () => s.put('todos', 'x'),
-        get: () => s.get('todos', 'z'),
-        query: () => s.query('SELECT 1'),
-        sync: () => s.sync(),
-        export: () => s.export(),
-        watch: async () => s.watch('SELECT 1', [], () => {}),
+      const rows = [];
+      // row(function, input class, what, call, word the message must contain, code)
+      const row = (fn, cls, what, call, word, code = 'VALIDATION') => rows.push({ fn, cls, what, call, word, code });
+      const SYNC = new Set(['watch', 'on', 'status']);
+
+      // Values JSON cannot carry exactly.
+      class Point { constructor() { this.x = 1; } }
+      const cyc = { a: 1 };
+      cyc.self = cyc;
+      let deep = {};
+      const deepRoot = deep;
+      for (let i = 0; i < 100000; i++) deep = deep.x = {};
+      const nonJSON = {
+        function: [() => () => 1, 'function'],
+        symbol: [() => Symbol('s'), 'symbol'],
+        'symbol key': [() => ({ [Symbol('k')]: 1 }), 'Symbol(k)'],
+        cycle: [() => cyc, 'circular'],
+        BigInt: [() => 10n, 'BigInt'],
+        NaN: [() => NaN, 'NaN'],
+        Infinity: [() => Infinity, 'Infinity'],
+        '-Infinity': [() => -Infinity, '-Infinity'],
+        undefined: [() => undefined, 'undefined'],
+        Date: [() => new Date(0), 'Date'],
+        Map: [() => new Map([[1, 2]]), 'Map'],
+        Set: [() => new Set([1]), 'Set'],
+        'class instance': [() => new Point(), 'Point'],
+        Uint8Array: [() => new Uint8Array(2), 'Uint8Array'],
+        'boxed string': [() => new String('x'), 'String'],
+        'sparse array': [() => [1, , 3], 'hole'], // eslint-disable-line no-sparse-arrays
+        'throwing getter': [() => ({ get g() { throw new Error('boom'); } }), 'boom'],
+        'Proxy throwing on get': [() => new Proxy({ a: 1 }, { get() { throw new Error('trap-get'); } }), 'trap-get'],
+        'Proxy throwing on ownKeys': [() => new Proxy({}, { ownKeys() { throw new Error('trap-keys'); } }), 'trap-keys'],
+        'nesting 100,000 deep': [() => deepRoot, 'nested more than'],
+        'lone surrogate': [() => 'a\uD800b', 'lone surrogate'],
+        'lone surrogate key': [() => ({ ['k\uDC00']: 1 }), 'lone surrogate'],
+        'toJSON method': [() => ({ toJSON: () => 'x' }), 'toJSON'],
       };
-      for (const [k, fn] of Object.entries(after)) res[`closed_${k}`] = await T.attempt(fn);
-      return res;
+      for (const [label, [make, word]] of Object.entries(nonJSON)) {
+        row('put', `non-JSON value: ${label}`, 'record.tags', () => s.put('todos', { id: 'nv', tags: make() }), word);
+        row('patch', `non-JSON value: ${label}`, 'fields.tags', () => s.patch('todos', 'seed', { tags: make() }), word);
+        row('apply', `non-JSON value: ${label}`, 'writes[0].fields.tags', () => s.apply([{ op: 'put', collection: 'todos', id: 'nv', fields: { tags: make() } }]), word);
+        row('query', `non-JSON value: ${label}`, 'params[0]', () => s.query('SELECT ?', [make()]), 'params[0]');
+        row('watch', `non-JSON value: ${label}`, 'params[0]', () => s.watch('SELECT ?', [make()], () => {}), 'params[0]');
+        row('import', `non-JSON value: ${label}`, 'dump.x', () => s.import({ x: make() }), word);
+        row('_applyPullPage', `non-JSON value: ${label}`, 'page.x', () => s._applyPullPage({ changes: [], x: make() }), word);
+        row('openStore', `non-JSON value: ${label}`, 'schema.x', () => openStore({ name: 'x', schema: { ...T.schema, x: make() }, storage: 'memory' }), word);
+      }
+
+      // Wrong types where a string goes, and the empty string.
+      const notStrings = { missing: undefined, number: 42, null: null, object: {}, array: ['todos'], boolean: true, 'empty string': '' };
+      for (const [label, v] of Object.entries(notStrings)) {
+        const cls = `wrong type: ${label}`;
+        row('put', cls, 'collection', () => s.put(v, { id: 'x' }), 'collection');
+        row('put', cls, 'record.id', () => s.put('todos', { id: v, title: 'x' }), 'record.id');
+        row('patch', cls, 'collection', () => s.patch(v, 'seed', { done: true }), 'collection');
+        row('patch', cls, 'id', () => s.patch('todos', v, { done: true }), 'id');
+        row('delete', cls, 'collection', () => s.delete(v, 'seed'), 'collection');
+        row('delete', cls, 'id', () => s.delete('todos', v), 'id');
+        row('apply', cls, 'writes[0].collection', () => s.apply([{ op: 'delete', collection: v, id: 'seed' }]), 'writes[0].collection');
+        row('apply', cls, 'writes[0].id', () => s.apply([{ op: 'delete', collection: 'todos', id: v }]), 'writes[0].id');
+        row('apply', cls, 'writes[0].op', () => s.apply([{ op: v, collection: 'todos', id: 'seed' }]), 'writes[0].op');
+        row('get', cls, 'collection', () => s.get(v, 'seed'), 'collection');
+        row('get', cls, 'id', () => s.get('todos', v), 'id');
+        row('query', cls, 'sql', () => s.query(v), 'sql');
+        row('watch', cls, 'sql', () => s.watch(v, [], () => {}), 'sql');
+        row('on', cls, 'event', () => s.on(v, () => {}), 'event');
+        row('openStore', cls, 'name', () => openStore({ name: v, schema: T.schema, storage: 'memory' }), 'name');
+        row('openStore', cls, 'sync.url', () => openStore({ name: 'x', schema: T.schema, sync: { url: v, token: 't' } }), 'sync.url');
+        row('openStore', cls, 'sync.token', () => openStore({ name: 'x', schema: T.schema, sync: { url: 'http://127.0.0.1:1', token: v } }), 'sync.token');
+        row('openStore', cls, 'migrateLocalStorage[0].key', () => openStore({ name: 'x', schema: T.schema, migrateLocalStorage: [{ key: v, collection: 'todos', map: JSON.parse }] }), 'migrateLocalStorage[0].key');
+      }
+
+      // Wrong types where an object (or array, or function) goes.
+      const notObjects = { missing: undefined, string: 'x', number: 42, null: null, array: [1], Map: new Map(), 'class instance': new Point() };
+      for (const [label, v] of Object.entries(notObjects)) {
+        const cls = `wrong type: ${label}`;
+        row('put', cls, 'record', () => s.put('todos', v), 'record');
+        row('patch', cls, 'fields', () => s.patch('todos', 'seed', v), 'fields');
+        if (v !== undefined) row('put', cls, 'options', () => s.put('todos', { id: 'x' }, v), 'options');
+        if (v !== undefined) row('patch', cls, 'options', () => s.patch('todos', 'seed', { done: true }, v), 'options');
+        if (v !== undefined) row('delete', cls, 'options', () => s.delete('todos', 'seed', v), 'options');
+        if (label !== 'array') row('apply', cls, 'writes', () => s.apply(v), 'writes');
+        row('apply', cls, 'writes[0]', () => s.apply([v]), 'writes[0]');
+        row('apply', cls, 'writes[0].fields', () => s.apply([{ op: 'patch', collection: 'todos', id: 'seed', fields: v }]), 'writes[0].fields');
+        if (v !== undefined && v !== null && label !== 'array') row('query', cls, 'params', () => s.query('SELECT 1', v), 'params');
+        if (v !== undefined && v !== null && label !== 'array') row('watch', cls, 'params', () => s.watch('SELECT 1', v, () => {}), 'params');
+        row('watch', cls, 'cb', () => s.watch('SELECT 1', [], v), 'cb');
+        if (v !== undefined) row('watch', cls, 'onError', () => s.watch('SELECT 1', [], () => {}, v), 'onError');
+        row('on', cls, 'handler', () => s.on('change', v), 'handler');
+        row('import', cls, 'dump', () => s.import(v), 'dump');
+        if (v !== undefined) row('inspect', cls, 'options', () => s.inspect(v), 'options');
+        row('_applyPullPage', cls, 'page', () => s._applyPullPage(v), 'page');
+        row('openStore', cls, 'options', () => openStore(v), 'options');
+        row('openStore', cls, 'schema', () => openStore({ name: 'x', schema: v, storage: 'memory' }), 'schema');
+        if (v !== undefined && v !== null) row('openStore', cls, 'sync', () => openStore({ name: 'x', schema: T.schema, sync: v }), 'sync');
+        if (v !== undefined) row('openStore', cls, 'migrateLocalStorage', () => openStore({ name: 'x', schema: T.schema, migrateLocalStorage: v }), 'migrateLocalStorage');
+        row('openStore', cls, 'migrateLocalStorage[0].map', () => openStore({ name: 'x', schema: T.schema, migrateLocalStorage: [{ key: 'k', collection: 'todos', map: v }] }), 'map');
+      }
+
+      // Values outside the allowed set; unknown keys.
+      const cls = 'bad value / unknown key';
+      row('put', cls, 'options.origin', () => s.put('todos', { id: 'x' }, { origin: 'server' }), 'origin');
+      row('put', cls, 'options key', () => s.put('todos', { id: 'x' }, { orign: 'agent' }), 'orign');
+      row('patch', cls, 'options.origin', () => s.patch('todos', 'seed', { done: true }, { origin: 'migration' }), 'origin');
+      row('delete', cls, 'options.origin', () => s.delete('todos', 'seed', { origin: 5 }), 'origin');
+      row('apply', cls, 'writes (empty)', () => s.apply([]), 'empty');
+      row('apply', cls, 'writes[0].op', () => s.apply([{ op: 'upsert', collection: 'todos', id: 'x', fields: {} }]), 'writes[0].op');
+      row('apply', cls, 'writes[0] key', () => s.apply([{ op: 'put', collection: 'todos', id: 'x', fields: {}, feilds: {} }]), 'feilds');
+      row('apply', cls, 'writes[0].fields on a delete', () => s.apply([{ op: 'delete', collection: 'todos', id: 'seed', fields: {} }]), 'delete takes no fields');
+      row('apply', cls, 'writes[0].origin', () => s.apply([{ op: 'delete', collection: 'todos', id: 'seed', origin: 'server' }]), 'origin');
+      row('apply', cls, 'writes[1] after a good one', () => s.apply([{ op: 'put', collection: 'todos', id: 'ok' , fields: {} }, { op: 'put', collection: 'todos', id: 'nv', fields: { rank: NaN } }]), 'writes[1]');
+      row('put', cls, 'record field of the wrong declared type (engine)', () => s.put('todos', { id: 'x', rank: 'high' }), 'rank');
+      row('put', cls, 'undeclared field (engine)', () => s.put('todos', { id: 'x', titel: 'typo' }), 'titel');
+      row('query', cls, 'params[0] an object', () => s.query('SELECT ?', [{ a: 1 }]), 'params[0]');
+      row('query', cls, 'a write statement (engine)', () => s.query('DELETE FROM todos'), '');
+      row('on', cls, 'event', () => s.on('changed', () => {}), 'changed');
+      for (const o of [{ limit: 0 }, { limit: 1.5 }, { limit: '3' }, { limit: 10001 }, { limit: -1 }]) row('inspect', cls, `options.limit ${JSON.stringify(o.limit)}`, () => s.inspect(o), 'limit');
+      row('inspect', cls, 'options key', () => s.inspect({ max: 3 }), 'max');
+      row('_applyPullPage', cls, 'page.changes', () => s._applyPullPage({ changes: 'x' }), 'page');
+      row('openStore', cls, 'options key', () => openStore({ name: 'x', schema: T.schema, strage: 'memory' }), 'strage');
+      row('openStore', cls, 'storage', () => openStore({ name: 'x', schema: T.schema, storage: 'disk' }), 'storage');
+      row('openStore', cls, 'name with a slash', () => openStore({ name: 'no/slashes', schema: T.schema, storage: 'memory' }), 'name');
+      row('openStore', cls, 'name of 65 characters', () => openStore({ name: 'a'.repeat(65), schema: T.schema, storage: 'memory' }), 'name');
+      row('openStore', cls, 'sync.url not a URL', () => openStore({ name: 'x', schema: T.schema, sync: { url: 'not a url', token: 't' } }), 'sync.url');
+      row('openStore', cls, 'sync.url not http(s)', () => openStore({ name: 'x', schema: T.schema, sync: { url: 'ftp://a', token: 't' } }), 'sync.url');
+      row('openStore', cls, 'sync key', () => openStore({ name: 'x', schema: T.schema, sync: { url: 'http://a', token: 't', tokn: 1 } }), 'tokn');
+      row('openStore', cls, 'migrateLocalStorage[0].mode', () => openStore({ name: 'x', schema: T.schema, migrateLocalStorage: [{ key: 'k', collection: 'todos', map: JSON.parse, mode: 'merge' }] }), 'mode');
+      row('openStore', cls, 'migrateLocalStorage[0] key', () => openStore({ name: 'x', schema: T.schema, migrateLocalStorage: [{ key: 'k', collection: 'todos', map: JSON.parse, kye: 1 }] }), 'kye');
+      row('openStore', cls, 'schema field type (engine)', () => openStore({ name: 'x', storage: 'memory', schema: { version: 1, collections: { t: { fields: { a: 'varchar' } } } } }), 'varchar', 'SCHEMA');
+
+      // Unknown collections (checked by the engine: the leader's schema is the one that counts).
+      const uc = 'unknown collection';
+      row('put', uc, 'collection', () => s.put('nope', { id: 'x' }), 'nope');
+      row('put', uc, 'collection (case)', () => s.put('Todos', { id: 'x' }), 'did you mean "todos"');
+      row('patch', uc, 'collection', () => s.patch('nope', 'seed', { done: true }), 'nope');
+      row('delete', uc, 'collection', () => s.delete('nope', 'seed'), 'nope');
+      row('get', uc, 'collection', () => s.get('nope', 'seed'), 'nope');
+      row('apply', uc, 'writes[1].collection (all or nothing)', () => s.apply([{ op: 'put', collection: 'todos', id: 'ok', fields: {} }, { op: 'delete', collection: 'nope', id: 'x' }]), 'nope');
+      row('query', uc, 'table', () => s.query('SELECT * FROM nope'), 'nope');
+      row('openStore', uc, 'migrateLocalStorage[0].collection', () => openStore({ name: 'x', schema: T.schema, migrateLocalStorage: [{ key: 'k', collection: 'nope', map: JSON.parse }] }), 'nope');
+
+      // Extra arguments (a trailing undefined counts as not given).
+      const ex = 'extra argument';
+      row('openStore', ex, '2nd argument', () => openStore({ name: 'x', schema: T.schema, storage: 'memory' }, { storage: 'memory' }), 'at most 1');
+      row('put', ex, '4th argument', () => s.put('todos', { id: 'x' }, {}, 'more'), 'at most 3');
+      row('patch', ex, '5th argument', () => s.patch('todos', 'seed', { done: true }, {}, 1), 'at most 4');
+      row('delete', ex, '4th argument', () => s.delete('todos', 'seed', {}, 1), 'at most 3');
+      row('apply', ex, '2nd argument', () => s.apply([{ op: 'delete', collection: 'todos', id: 'seed' }], {}), 'at most 1');
+      row('get', ex, '3rd argument', () => s.get('todos', 'seed', 'x'), 'at most 2');
+      row('query', ex, '3rd argument (params not in an array)', () => s.query('SELECT ?, ?', 1, 2), 'at most 2');
+      row('watch', ex, '5th argument', () => s.watch('SELECT 1', [], () => {}, () => {}, 1), 'at most 4');
+      row('watch', ex, '3rd argument after a callback', () => s.watch('SELECT 1', () => {}, 1), 'params');
+      row('on', ex, '3rd argument', () => s.on('change', () => {}, { once: true }), 'at most 2');
+      row('status', ex, '1st argument', () => s.status(1), 'at most 0');
+      row('sync', ex, '1st argument', () => s.sync({ force: true }), 'at most 0');
+      row('export', ex, '1st argument', () => s.export({}), 'at most 0');
+      row('import', ex, '2nd argument', () => s.import({}, {}), 'at most 1');
+      row('integrityCheck', ex, '1st argument', () => s.integrityCheck('quick'), 'at most 0');
+      row('inspect', ex, '2nd argument', () => s.inspect({}, 1), 'at most 1');
+      row('_applyPullPage', ex, '2nd argument', () => s._applyPullPage({ changes: [] }, 1), 'at most 1');
+      row('close', ex, '1st argument', () => s.close(true), 'at most 0');
+
+      // Detached from the store (const {put} = store).
+      const valid = {
+        put: ['todos', { id: 'x' }], patch: ['todos', 'seed', { done: true }], delete: ['todos', 'seed'],
+        apply: [[{ op: 'delete', collection: 'todos', id: 'seed' }]], get: ['todos', 'seed'], query: ['SELECT 1'],
+        watch: ['SELECT 1', [], () => {}], on: ['change', () => {}], status: [], sync: [], export: [], import: [{}],
+        integrityCheck: [], inspect: [], _applyPullPage: [{ changes: [] }], close: [],
+      };
+      for (const [fn, args] of Object.entries(valid)) {
+        row(fn, 'detached this', 'this', () => Reflect.apply(s[fn], undefined, args), 'called on a store');
+        row(fn, 'detached this', 'this', () => Reflect.apply(s[fn], { fake: true }, args), 'called on a store');
+      }
+
+      const run = async (r) => {
+        let mode;
+        let error = null;
+        try {
+          const ret = r.call();
+          if (ret && typeof ret.then === 'function') {
+            mode = 'reject';
+            try {
+              await ret;
+              mode = 'resolve';
+            } catch (e) {
+              error = e;
+            }
+          } else {
+            mode = 'return';
+          }
+        } catch (e) {
+          mode = 'throw';
+          error = e;
+        }
+        return {
+          fn: r.fn, cls: r.cls, what: r.what, word: r.word, code: r.code, mode, sync: SYNC.has(r.fn),
+          error: error && { isOpfsyncError: error instanceof OpfsyncError, name: error.name, code: error.code, message: String(error.message) },
+        };
+      };
+      const results = [];
+      for (const r of rows) results.push(await run(r));
+      const stillWorks = await T.attempt(() => s.get('todos', 'seed'));
+      const after = await snapshot();
+
+      // After close(): every function, with good and with bad arguments.
+      await s.close();
+      const closed = [];
+      const closedRow = (fn, what, call) => closed.push({ fn, cls: 'after close()', what, call, word: `${fn}: the store is closed`, code: 'CLOSED' });
+      for (const [fn, args] of Object.entries(valid)) if (fn !== 'close') closedRow(fn, 'good arguments', () => s[fn](...args));
+      closedRow('put', 'bad arguments', () => s.put('todos', 'x'));
+      closedRow('query', 'bad arguments', () => s.query(1));
+      closedRow('watch', 'bad arguments', () => s.watch(1));
+      closedRow('on', 'bad arguments', () => s.on('nope'));
+      for (const r of closed) results.push(await run(r));
+      return {
+        results, before, after, stillWorks,
+        closeAgain: await T.attempt(() => s.close()),
+        unsubscribeAfterClose: await T.attempt(async () => { offChange(); stopWatch(); return 'ok'; }),
+        migrationReport: await T.attempt(async () => s.migrationReport),
+      };
     });
-    const closedKeys = Object.keys(out).filter((k) => k.startsWith('closed_'));
-    for (const [k, r] of Object.entries(out)) {
-      if (k === 'count' || k === 'pending' || k === 'closeAgain' || closedKeys.includes(k)) continue;
-      assert.ok(r.error, `${k} should have been rejected, got ${JSON.stringify(r)}`);
-      assert.equal(r.error.code, 'VALIDATION', `${k}: ${JSON.stringify(r.error)}`);
-      assert.equal(r.error.name, 'OpfsyncError', k);
+
+    const failures = [];
+    const counts = {};
+    for (const r of out.results) {
+      const key = `${r.fn} | ${r.cls}`;
+      counts[r.fn] = (counts[r.fn] || 0) + 1;
+      const wantMode = r.sync ? 'throw' : 'reject';
+      const e = r.error;
+      if (r.mode !== wantMode) failures.push(`${key} | ${r.what}: should ${wantMode}, did ${r.mode} ${e ? JSON.stringify(e) : ''}`);
+      else if (!e?.isOpfsyncError || e.name !== 'OpfsyncError') failures.push(`${key} | ${r.what}: not an OpfsyncError: ${JSON.stringify(e)}`);
+      else if (e.code !== r.code) failures.push(`${key} | ${r.what}: code ${e.code}, want ${r.code}: ${e.message}`);
+      else if (!e.message.includes(r.word)) failures.push(`${key} | ${r.what}: message should name ${JSON.stringify(r.word)}: ${e.message}`);
+      else if (r.code === 'VALIDATION' && r.cls !== 'unknown collection' && !/engine/.test(r.what) && !e.message.startsWith(r.fn === 'openStore' ? 'openStore' : r.fn)) failures.push(`${key} | ${r.what}: message should start with the function's name: ${e.message}`);
     }
-    for (const k of closedKeys) assert.equal(out[k].error?.code, 'CLOSED', `${k}: ${JSON.stringify(out[k])}`);
-    assert.deepEqual(out.count, [{ n: 0 }]);
-    assert.equal(out.pending, 0);
+    assert.deepEqual(failures, [], `${failures.length} of ${out.results.length} cases misbehave:\n${failures.join('\n')}`);
+    // The database is unchanged, and the store still serves.
+    assert.equal(out.after.dump, out.before.dump, 'export() after the bad calls differs from before');
+    assert.equal(out.after.pending, out.before.pending, 'the outbox changed');
+    assert.equal(out.after.version, out.before.version, 'the mutationVersion changed');
+    assert.equal(out.stillWorks.ok?.title, 'seed', JSON.stringify(out.stillWorks));
     assert.ok(!out.closeAgain.error, 'closing twice is fine');
-    // Messages say what is wrong.
-    assert.match(out.putNaN.error.message, /rank.*NaN/);
-    assert.match(out.putUndefined.error.message, /title.*undefined.*null/);
-    assert.match(out.putCycle.error.message, /circular|cycl/i);
-    assert.match(out.putBigInt.error.message, /BigInt/);
-    assert.match(out.openUnknownKey.error.message, /strage/);
+    assert.equal(out.unsubscribeAfterClose.ok, 'ok', 'unsubscribing after close() is a no-op');
+    assert.ok(out.migrationReport.ok, 'migrationReport stays readable after close()');
+    const byClass = {};
+    for (const r of out.results) {
+      const c = r.cls.replace(/:.*/, '');
+      byClass[c] = (byClass[c] || 0) + 1;
+    }
+    t.diagnostic(`${out.results.length} bad-input cases: per function ${JSON.stringify(counts)}; per class ${JSON.stringify(byClass)}`);
+    assert.ok(out.results.length >= 400, `the matrix shrank to ${out.results.length} cases`);
+  });
+
+  // The worker bridge validates what crosses it: messages of the wrong
+  // shape or types, posted straight to opfsync-worker.js (no client in
+  // between), get a typed error — a reply when the message has a usable id,
+  // an `error` event otherwise — never a crash: after each one the worker
+  // still answers, and the database is unchanged.
+  test('worker bridge: malformed messages get a typed error reply or event, and the worker keeps serving', { timeout: 60000 }, async () => {
+    const out = await page.evaluate(async () => {
+      const worker = new Worker(new URL('../dist/opfsync-worker.js', location.href));
+      const posts = [];
+      const notJSON = [];
+      let wake = null;
+      worker.onmessage = (e) => {
+        try {
+          posts.push(JSON.parse(e.data));
+        } catch {
+          notJSON.push(String(e.data));
+        }
+        wake?.();
+      };
+      const answerTo = async (id) => {
+        const deadline = Date.now() + 10000;
+        for (;;) {
+          const m = posts.find((p) => p.id === id);
+          if (m) return m;
+          if (Date.now() > deadline) return { timeout: true };
+          await new Promise((r) => { wake = r; setTimeout(r, 50); });
+        }
+      };
+      let next = 1;
+      const send = (op, args) => {
+        const id = next++;
+        worker.postMessage(JSON.stringify({ id, op, args }));
+        return answerTo(id);
+      };
+      const results = {};
+      results.beforeOpen = await send('get', { collection: 'todos', id: 'a' });
+      results.openBad = await send('open', { name: 5, schema: T.schema });
+      results.openBadStorage = await send('open', { name: 'raw', schema: T.schema, storage: 'disk' });
+      results.openUnknownKey = await send('open', { name: 'raw', schema: T.schema, storage: 'memory', extra: 1 });
+      results.open = await send('open', { name: 'raw', schema: T.schema, storage: 'memory' });
+      await send('put', { collection: 'todos', record: { id: 'a', title: 'A', rank: 1 } });
+      const dumpOf = async () => { const { exportedAt, ...d } = (await send('export', {})).result; return JSON.stringify(d); };
+      const dumpBefore = await dumpOf();
+
+      // [label, what to post, 'reply' (with the id 900+i) | 'event', expected code]
+      const bad = [
+        ['not JSON', 'garbage', 'event'],
+        ['empty string', '', 'event'],
+        ['JSON array', '[1,2]', 'event'],
+        ['JSON string', '"get"', 'event'],
+        ['no id', '{"op":"get","args":{}}', 'event'],
+        ['object id', '{"id":{},"op":"get"}', 'event'],
+        ['boolean id', '{"id":true,"op":"get"}', 'event'],
+        ['null id', '{"id":null,"op":"get"}', 'event'],
+        ['unknown envelope key', (id) => `{"id":${id},"op":"get","args":{},"extra":1}`, 'reply', 'VALIDATION'],
+        ['no op', (id) => `{"id":${id}}`, 'reply', 'VALIDATION'],
+        ['numeric op', (id) => `{"id":${id},"op":7}`, 'reply', 'VALIDATION'],
+        ['unknown op', (id) => `{"id":${id},"op":"drop"}`, 'reply', 'VALIDATION'],
+        ['args an array', (id) => `{"id":${id},"op":"get","args":[]}`, 'reply', 'VALIDATION'],
+        ['args a string', (id) => `{"id":${id},"op":"get","args":"x"}`, 'reply', 'VALIDATION'],
+        ['get: collection a number', (id) => `{"id":${id},"op":"get","args":{"collection":5,"id":"a"}}`, 'reply', 'VALIDATION'],
+        ['get: unknown arg', (id) => `{"id":${id},"op":"get","args":{"collection":"todos","id":"a","x":1}}`, 'reply', 'VALIDATION'],
+        ['put: record a string', (id) => `{"id":${id},"op":"put","args":{"collection":"todos","record":"x"}}`, 'reply', 'VALIDATION'],
+        ['put: record without id', (id) => `{"id":${id},"op":"put","args":{"collection":"todos","record":{"title":"x"}}}`, 'reply', 'VALIDATION'],
+        ['put: unknown collection', (id) => `{"id":${id},"op":"put","args":{"collection":"nope","record":{"id":"x"}}}`, 'reply', 'VALIDATION'],
+        ['put: wrong field type', (id) => `{"id":${id},"op":"put","args":{"collection":"todos","record":{"id":"a","rank":"x"}}}`, 'reply', 'VALIDATION'],
+        ['patch: fields an array', (id) => `{"id":${id},"op":"patch","args":{"collection":"todos","id":"a","fields":[1]}}`, 'reply', 'VALIDATION'],
+        ['patch: missing id', (id) => `{"id":${id},"op":"patch","args":{"collection":"todos","id":"zz","fields":{"rank":2}}}`, 'reply', 'NOT_FOUND'],
+        ['delete: id a number', (id) => `{"id":${id},"op":"delete","args":{"collection":"todos","id":5}}`, 'reply', 'VALIDATION'],
+        ['apply: writes an object', (id) => `{"id":${id},"op":"apply","args":{"writes":{}}}`, 'reply', 'VALIDATION'],
+        ['apply: bad op', (id) => `{"id":${id},"op":"apply","args":{"writes":[{"op":"upsert","collection":"todos","id":"a"}]}}`, 'reply', 'VALIDATION'],
+        ['batch: requests not an array', (id) => `{"id":${id},"op":"batch","args":{"requests":5}}`, 'reply', 'VALIDATION'],
+        ['batch: empty', (id) => `{"id":${id},"op":"batch","args":{"requests":[]}}`, 'reply', 'VALIDATION'],
+        ['query: sql a number', (id) => `{"id":${id},"op":"query","args":{"sql":1}}`, 'reply', 'VALIDATION'],
+        ['query: a write', (id) => `{"id":${id},"op":"query","args":{"sql":"DELETE FROM todos"}}`, 'reply', 'VALIDATION'],
+        ['query: params an object', (id) => `{"id":${id},"op":"query","args":{"sql":"SELECT ?","params":{"a":1}}}`, 'reply', 'VALIDATION'],
+        ['query: param an object', (id) => `{"id":${id},"op":"query","args":{"sql":"SELECT ?","params":[{"a":1}]}}`, 'reply', 'VALIDATION'],
+        ['import: dump a string', (id) => `{"id":${id},"op":"import","args":{"dump":"x"}}`, 'reply', 'VALIDATION'],
+        ['import: dump of another format', (id) => `{"id":${id},"op":"import","args":{"dump":{"format":"x"}}}`, 'reply', 'VALIDATION'],
+        ['migrate: items not an array', (id) => `{"id":${id},"op":"migrate","args":{"key":"k","collection":"todos","items":5}}`, 'reply', 'VALIDATION'],
+        ['setOnline: not a boolean', (id) => `{"id":${id},"op":"setOnline","args":{"online":"yes"}}`, 'reply', 'VALIDATION'],
+        ['inspect: limit a string', (id) => `{"id":${id},"op":"inspect","args":{"limit":"3"}}`, 'reply', 'VALIDATION'],
+        ['inspect: limit negative', (id) => `{"id":${id},"op":"inspect","args":{"limit":-1}}`, 'reply', 'VALIDATION'],
+        ['applyPullPage: page a number', (id) => `{"id":${id},"op":"applyPullPage","args":{"page":5}}`, 'reply', 'VALIDATION'],
+        ['sync without sync options', (id) => `{"id":${id},"op":"sync","args":{}}`, 'reply', 'VALIDATION'],
+        ['open again', (id) => `{"id":${id},"op":"open","args":{"name":"raw","schema":{"version":1,"collections":{}},"storage":"memory"}}`, 'reply', 'VALIDATION'],
+        ['a structured-clone object, not a string', { id: 950, op: 'get', args: {} }, 'event'],
+        ['a number, not a string', 42, 'event'],
+        ['null', null, 'event'],
+        ['an ArrayBuffer', new ArrayBuffer(8), 'event'],
+      ];
+      const seen = [];
+      for (let i = 0; i < bad.length; i++) {
+        const [label, msg, kind, code] = bad[i];
+        const id = 900 + i;
+        const from = posts.length;
+        worker.postMessage(typeof msg === 'function' ? msg(id) : msg);
+        // A good request right after: the worker must still answer it.
+        const probe = await send('get', { collection: 'todos', id: 'a' });
+        const between = posts.slice(from).filter((p) => p.id !== probe.id || p === probe);
+        const reply = between.find((p) => p.id === id);
+        const events = between.filter((p) => p.event === 'error');
+        seen.push({ label, kind, code, reply: reply || null, events, probeOK: probe.result?.title === 'A' });
+      }
+      const dumpAfter = await dumpOf();
+      results.closeOK = await send('close', {});
+      results.afterClose = await send('get', { collection: 'todos', id: 'a' });
+      worker.terminate();
+      return { results, seen, dumpBefore, dumpAfter, notJSON };
+    });
+    const r = out.results;
+    assert.equal(r.beforeOpen.error?.code, 'CLOSED', JSON.stringify(r.beforeOpen));
+    assert.equal(r.openBad.error?.code, 'VALIDATION', JSON.stringify(r.openBad));
+    assert.equal(r.openBadStorage.error?.code, 'VALIDATION', JSON.stringify(r.openBadStorage));
+    assert.equal(r.openUnknownKey.error?.code, 'VALIDATION', JSON.stringify(r.openUnknownKey));
+    assert.ok(r.open.result?.clientId, JSON.stringify(r.open));
+    const failures = [];
+    for (const s of out.seen) {
+      if (!s.probeOK) failures.push(`${s.label}: the worker did not answer the next request`);
+      if (s.kind === 'reply') {
+        if (s.reply?.error?.code !== s.code) failures.push(`${s.label}: want a ${s.code} reply, got ${JSON.stringify(s.reply)} / events ${JSON.stringify(s.events)}`);
+        else if (!s.reply.error.message) failures.push(`${s.label}: an error without a message`);
+      } else {
+        if (s.reply) failures.push(`${s.label}: want an error event, got a reply ${JSON.stringify(s.reply)}`);
+        if (s.events.length !== 1 || s.events[0].data?.code !== 'VALIDATION' || !s.events[0].data?.message || s.events[0].data?.fatal) failures.push(`${s.label}: want one non-fatal VALIDATION error event, got ${JSON.stringify(s.events)}`);
+      }
+    }
+    assert.deepEqual(failures, [], failures.join('\n'));
+    assert.deepEqual(out.notJSON, [], 'everything the worker posts is JSON');
+    assert.equal(out.dumpAfter, out.dumpBefore, 'the bad messages changed the database');
+    assert.ok(r.closeOK.result !== undefined && !r.closeOK.error, JSON.stringify(r.closeOK));
+    assert.equal(r.afterClose.error?.code, 'CLOSED');
   });
 
   test('inspect: client, collections, outbox, pull state, migration markers; also from a follower tab', { timeout: 60000 }, async () => {
