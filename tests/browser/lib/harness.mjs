@@ -151,3 +151,63 @@ export function useBrowser(profiles = 1) {
   });
   return env;
 }
+
+// One CDP session per page for setQuota: an override lasts as long as the
+// session that made it.
+const cdpSessions = new WeakMap();
+
+/**
+ * setQuota overrides the storage quota of page's origin (CDP
+ * Storage.overrideQuotaForOrigin), so that OPFS writes past it fail with
+ * QuotaExceededError as on a full disk; null restores the real quota.
+ */
+export async function setQuota(page, bytes) {
+  let cdp = cdpSessions.get(page);
+  if (!cdp) {
+    cdp = await page.context().newCDPSession(page);
+    cdpSessions.set(page, cdp);
+  }
+  const params = { origin: new URL(page.url()).origin };
+  if (bytes !== null && bytes !== undefined) params.quotaSize = bytes;
+  await cdp.send('Storage.overrideQuotaForOrigin', params);
+}
+
+/**
+ * workerStopper lets page stop one of its dedicated workers mid-execution:
+ * it auto-attaches (CDP, non-flat sessions) to the page's workers and
+ * exposes `await window.stopWorker(tag)` to the page, which sends
+ * Runtime.terminateExecution to the worker whose script URL has
+ * ?raw=<tag> (T.rawWorker(tag)). The worker's wasm stops at the
+ * instruction it was running — mid-transaction, mid-write, mid-flush — as a
+ * crash would stop it; the page then calls worker.terminate() to free the
+ * worker (it is idle by then, so that is immediate). worker.terminate()
+ * alone does not stop a worker busy in the engine: Chromium lets it run
+ * until it yields to its event loop, or forces it after ~2 s. Call before
+ * the workers start.
+ */
+export async function workerStopper(page) {
+  const cdp = await page.context().newCDPSession(page);
+  const sessions = new Map(); // sessionId → url
+  const replies = new Map();
+  let nextId = 1;
+  cdp.on('Target.attachedToTarget', (e) => sessions.set(e.sessionId, e.targetInfo.url));
+  cdp.on('Target.detachedFromTarget', (e) => sessions.delete(e.sessionId));
+  cdp.on('Target.receivedMessageFromTarget', (e) => {
+    const msg = JSON.parse(e.message);
+    if (msg.id !== undefined && replies.has(msg.id)) {
+      replies.get(msg.id)(msg);
+      replies.delete(msg.id);
+    }
+  });
+  await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
+  await page.exposeBinding('stopWorker', async (_, tag) => {
+    const want = `raw=${encodeURIComponent(tag)}`;
+    const sessionId = [...sessions].find(([, url]) => new URL(url).search.slice(1) === want)?.[0];
+    if (!sessionId) throw new Error(`stopWorker: no worker with ?${want} is attached (attached: ${[...sessions.values()].join(', ')})`);
+    const id = nextId++;
+    const reply = new Promise((resolve) => replies.set(id, resolve));
+    await cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method: 'Runtime.terminateExecution' }) });
+    const msg = await reply;
+    if (msg.error) throw new Error(`stopWorker: ${JSON.stringify(msg.error)}`);
+  });
+}
