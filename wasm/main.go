@@ -48,7 +48,9 @@ func run() error {
 	})
 	request, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
 		// A JS callback must never block: Receive only queues the string.
-		if len(args) == 1 {
+		// A non-string would read as "<object>": it is refused as not a
+		// string instead.
+		if len(args) == 1 && args[0].Type() == safejs.TypeString {
 			if msg, err := args[0].String(); err == nil {
 				b.Receive(msg)
 				return nil

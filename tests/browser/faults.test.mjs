@@ -1,5 +1,7 @@
-// Faults: a worker killed (worker.terminate()) at random points of write
-// batches and of pull-page applies, many times, and storage running out
+// Faults: a worker killed at random points of write batches and of
+// pull-page applies, many times — its renderer crashed (CDP Page.crash:
+// stopped mid-instruction, nothing runs after) or worker.terminate() —
+// and storage running out
 // (the origin's quota lowered through CDP). After each fault the database
 // must open, pass integrity_check, and hold exactly what was committed —
 // every batch all or nothing, everything the app was told is durable there,
@@ -10,7 +12,7 @@
 // (the timing of a kill still depends on the machine).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { setQuota, useBrowser, userToken, waitFor, workerStopper } from './lib/harness.mjs';
+import { ackChannel, crashPage, setQuota, useBrowser, userToken, waitFor } from './lib/harness.mjs';
 
 const SEED = Number(process.env.OPFSYNC_FAULTS_SEED || Math.floor(Math.random() * 2 ** 31));
 
@@ -188,13 +190,13 @@ describe('faults', { timeout: 600000 }, () => {
     const ROUNDS = Number(process.env.FAULTS_ROUNDS || 20);
     const next = rng(SEED);
     t.diagnostic(`seed ${SEED} (OPFSYNC_FAULTS_SEED=${SEED} replays these plans)`);
-    const page = await env.profile.newPage(env.url);
-    await workerStopper(page);
+    const acks = await ackChannel(env.profile.context);
+    let page = await env.profile.newPage(env.url);
     const name = 'kill-writes';
     /** @type {Map<string, {title: string, rank: number, note: string|null}>} */
     const live = new Map();
     const outbox = []; // [op, id] of every committed write, in order
-    const figures = { kills: 0, stopped: 0, units: 0, unitsCommitted: 0, unitsAcked: 0, lostAnswers: 0, cut: 0, writesCommitted: 0, storeOpenMs: [] };
+    const figures = { kills: 0, crashed: 0, units: 0, unitsCommitted: 0, unitsAcked: 0, lostAnswers: 0, cut: 0, writesCommitted: 0, storeOpenMs: [] };
     const T0 = Date.now();
     const debug = (msg) => process.env.OPFSYNC_TEST_DEBUG && console.error(`[faults +${Date.now() - T0} ms] ${msg}`);
     let last = null; // the previous round: {units, answers, where}
@@ -267,64 +269,63 @@ describe('faults', { timeout: 600000 }, () => {
       assert.equal(got.statusPending, outbox.length, `${where}: status().pending`);
       if (round === ROUNDS) break;
 
-      // Write, and kill the worker at a random point.
+      // Write, and kill the worker at a random point. Most kills crash
+      // the page's renderer process (CDP Page.crash): the worker stops at
+      // whatever instruction it was running — mid-transaction, mid-write,
+      // mid-flush — and nothing of it runs again, as when a tab crashes or
+      // the browser is killed. Every fourth is worker.terminate() alone,
+      // as a closing page does it (the worker finishes the task it is in).
       const units = planRound(next, round, live);
       const killAfter = Math.floor(next() * units.length); // answers to wait for before the kill
       const delay = Math.floor(next() * 30); // then ms
-      // Most kills stop the wasm at that instant (CDP) before terminate();
-      // every fourth is worker.terminate() alone, as a closing page does it
-      // (the worker runs on to its next yield, or ~2 s).
-      const stop = round % 4 !== 3;
-      const tag = `writes-${round}`;
-      const res = await page.evaluate(async ({ name, msgs, killAfter, delay, stop, tag }) => {
+      const crash = round % 4 !== 3;
+      const answers = units.map(() => null);
+      let acked = 0;
+      let killed = false;
+      acks.on = (i, answer) => {
+        if (killed) return;
+        answers[i] = answer;
+        acked++;
+      };
+      const opened = await page.evaluate(async ({ name, msgs, tag }) => {
         let w = T.W;
         T.W = null;
         if (!w) {
           w = T.rawWorker(tag);
-          const opened = await w.send('open', { name, schema: T.schema, storage: 'opfs' });
-          if (opened.error) {
+          const o = await w.send('open', { name, schema: T.schema, storage: 'opfs' });
+          if (o.error) {
             w.terminate();
-            return { error: opened.error };
+            return { error: o.error };
           }
         }
-        const answers = msgs.map(() => null);
-        let got = 0;
-        let killed = false;
-        let killing = false;
-        let done;
-        const over = new Promise((r) => { done = r; });
-        // Answers that arrive until worker.terminate() count: the app saw them.
-        const kill = async () => {
-          if (killing) return;
-          killing = true;
-          if (stop) await window.stopWorker(tag);
-          killed = true;
-          w.terminate();
-          done();
-        };
-        if (killAfter === 0) setTimeout(kill, delay);
-        msgs.forEach((m, i) => w.send(m.op, m.args).then((answer) => {
-          if (killed) return;
-          answers[i] = answer;
-          got++;
-          if (got === killAfter) setTimeout(kill, delay);
-          if (got === msgs.length) kill();
-        }));
-        await over;
-        return { answers };
-      }, { name, msgs: units.map((u) => u.msg), killAfter, delay, stop, tag: via === 'raw' ? tag : `writes-${round}b` });
-      assert.ok(res.answers, `round ${round}: the raw worker did not open: ${JSON.stringify(res.error)}`);
+        T.killable = w;
+        // Each answer goes to the test as it arrives: what the app saw.
+        msgs.forEach((m, i) => w.send(m.op, m.args).then((answer) => window.faultsAck(i, answer)));
+        return { ok: true };
+      }, { name, msgs: units.map((u) => u.msg), tag: `writes-${round}` });
+      assert.ok(opened.ok, `round ${round}: the raw worker did not open: ${JSON.stringify(opened.error)}`);
+      await waitFor(() => acked >= killAfter, 120000, `round ${round}: ${killAfter} answers`);
+      await new Promise((r) => setTimeout(r, delay));
+      if (crash) {
+        killed = true;
+        await crashPage(page);
+        page = await env.profile.newPage(env.url);
+      } else {
+        await page.evaluate(() => T.killable.terminate());
+        killed = true;
+      }
       figures.kills++;
-      if (stop) figures.stopped++;
+      if (crash) figures.crashed++;
+      const res = { answers };
       last = {
         units,
         answers: res.answers,
-        terminated: !stop,
-        where: `round ${round} (seed ${SEED}, ${stop ? 'stopped' : 'terminated'} after ${killAfter} answers + ${delay} ms)`,
+        terminated: !crash,
+        where: `round ${round} (seed ${SEED}, ${crash ? 'renderer crashed' : 'worker terminated'} after ${killAfter} answers + ${delay} ms)`,
       };
       debug(`${last.where}: ${units.length} units, ${res.answers.filter(Boolean).length} answered`);
     }
-    t.diagnostic(`${figures.kills} kills (${figures.stopped} stopped mid-execution, ${figures.kills - figures.stopped} by terminate() alone): ${figures.units} units sent (${figures.unitsAcked} acknowledged, all there), ${figures.unitsCommitted} committed (${figures.lostAnswers} of them committed but unanswered), the stream cut short by ${figures.cut} kills; ${figures.writesCommitted} writes in the end, each with its pending mutation; openStore after terminate() ${Math.min(...figures.storeOpenMs)}–${Math.max(...figures.storeOpenMs)} ms`);
+    t.diagnostic(`${figures.kills} kills (${figures.crashed} renderer crashes, ${figures.kills - figures.crashed} by worker.terminate()): ${figures.units} units sent (${figures.unitsAcked} acknowledged, all there), ${figures.unitsCommitted} committed (${figures.lostAnswers} of them committed but unanswered), the stream cut short by ${figures.cut} kills; ${figures.writesCommitted} writes in the end, each with its pending mutation; openStore after terminate() ${Math.min(...figures.storeOpenMs)}–${Math.max(...figures.storeOpenMs)} ms`);
     await page.close();
   });
 
@@ -376,8 +377,8 @@ describe('faults', { timeout: 600000 }, () => {
     const next = rng(SEED ^ 0x5eed);
     t.diagnostic(`seed ${SEED} (OPFSYNC_FAULTS_SEED=${SEED} replays these plans)`);
     const token = userToken(7);
-    const page = await env.profile.newPage(env.url);
-    await workerStopper(page);
+    const acks = await ackChannel(env.profile.context);
+    let page = await env.profile.newPage(env.url);
     const T0 = Date.now();
     const debug = (msg) => process.env.OPFSYNC_TEST_DEBUG && console.error(`[faults pull +${Date.now() - T0} ms] ${msg}`);
 
@@ -527,36 +528,42 @@ describe('faults', { timeout: 600000 }, () => {
         }
         const killAfter = Math.floor(next() * 3); // pages answered before the kill
         const delay = Math.floor(next() * 250);
-        const stop = round % 4 !== 3;
-        where = `${name} round ${round} (seed ${SEED}, from page ${k}, ${stop ? 'stopped' : 'terminated'} after ${killAfter} pages + ${delay} ms)`;
-        const res = await page.evaluate(async ({ pages, k, killAfter, delay, stop, tag }) => {
+        // As in the write test: most kills crash the renderer (the worker
+        // stops mid-instruction), every fourth is worker.terminate().
+        const crash = round % 4 !== 3;
+        where = `${name} round ${round} (seed ${SEED}, from page ${k}, ${crash ? 'renderer crashed' : 'worker terminated'} after ${killAfter} pages + ${delay} ms)`;
+        let answered = 0;
+        let failed = null;
+        let killed = false;
+        acks.on = (j, a) => {
+          if (killed) return;
+          if (a.error) failed = a.error;
+          else answered++;
+        };
+        // The page applies the pages one after another, reporting each
+        // answer as it comes.
+        await page.evaluate(({ pages, k }) => {
           const w = T.W;
-          let answered = 0;
-          let killed = false;
-          let dead;
-          const gone = new Promise((r) => { dead = r; });
-          // Answers that arrive until worker.terminate() count.
-          const kill = async () => {
-            if (killed) return;
-            killed = true;
-            if (stop) await window.stopWorker(tag);
-            w.terminate();
-            dead(null);
-          };
-          let timer = killAfter === 0 ? setTimeout(kill, delay) : null;
-          for (let j = k; j < pages.length && !killed; j++) {
-            const a = await Promise.race([w.send('applyPullPage', { page: pages[j] }), gone]);
-            if (!a) break;
-            if (a.error) return { error: a.error };
-            answered++;
-            if (answered === killAfter) timer = setTimeout(kill, delay);
-          }
-          if (!killed) {
-            clearTimeout(timer);
-            await kill(); // every page applied before the kill came
-          }
-          return { answered };
-        }, { pages, k, killAfter, delay, stop, tag });
+          T.killable = w;
+          (async () => {
+            for (let j = k; j < pages.length; j++) {
+              const a = await w.send('applyPullPage', { page: pages[j] });
+              window.faultsAck(j, a);
+              if (a.error) return;
+            }
+          })();
+        }, { pages, k });
+        await waitFor(() => answered >= Math.min(killAfter, pages.length - k) || failed, 120000, `${where}: ${killAfter} pages`);
+        await new Promise((r) => setTimeout(r, delay));
+        if (crash) {
+          killed = true;
+          await crashPage(page);
+          page = await env.profile.newPage(env.url);
+        } else {
+          await page.evaluate(() => T.killable.terminate());
+          killed = true;
+        }
+        const res = { answered, error: failed };
         assert.ok(!res.error, `${where}: applyPullPage refused: ${JSON.stringify(res.error)}`);
         figures.kills++;
         figures.pagesApplied += res.answered;

@@ -173,41 +173,33 @@ export async function setQuota(page, bytes) {
 }
 
 /**
- * workerStopper lets page stop one of its dedicated workers mid-execution:
- * it auto-attaches (CDP, non-flat sessions) to the page's workers and
- * exposes `await window.stopWorker(tag)` to the page, which sends
- * Runtime.terminateExecution to the worker whose script URL has
- * ?raw=<tag> (T.rawWorker(tag)). The worker's wasm stops at the
- * instruction it was running — mid-transaction, mid-write, mid-flush — as a
- * crash would stop it; the page then calls worker.terminate() to free the
- * worker (it is idle by then, so that is immediate). worker.terminate()
- * alone does not stop a worker busy in the engine: Chromium lets it run
- * until it yields to its event loop, or forces it after ~2 s. Call before
- * the workers start.
+ * crashPage crashes page's renderer process (CDP Page.crash) and waits for
+ * the crash: the page and its workers stop at whatever instruction they
+ * were running — mid-transaction, mid-write, mid-flush — and nothing of
+ * them runs again, as when a tab crashes or the browser is killed. The
+ * browser releases their OPFS handles; open a new page to go on.
  */
-export async function workerStopper(page) {
+export async function crashPage(page) {
   const cdp = await page.context().newCDPSession(page);
-  const sessions = new Map(); // sessionId → url
-  const replies = new Map();
-  let nextId = 1;
-  cdp.on('Target.attachedToTarget', (e) => sessions.set(e.sessionId, e.targetInfo.url));
-  cdp.on('Target.detachedFromTarget', (e) => sessions.delete(e.sessionId));
-  cdp.on('Target.receivedMessageFromTarget', (e) => {
-    const msg = JSON.parse(e.message);
-    if (msg.id !== undefined && replies.has(msg.id)) {
-      replies.get(msg.id)(msg);
-      replies.delete(msg.id);
-    }
-  });
-  await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
-  await page.exposeBinding('stopWorker', async (_, tag) => {
-    const want = `raw=${encodeURIComponent(tag)}`;
-    const sessionId = [...sessions].find(([, url]) => new URL(url).search.slice(1) === want)?.[0];
-    if (!sessionId) throw new Error(`stopWorker: no worker with ?${want} is attached (attached: ${[...sessions.values()].join(', ')})`);
-    const id = nextId++;
-    const reply = new Promise((resolve) => replies.set(id, resolve));
-    await cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method: 'Runtime.terminateExecution' }) });
-    const msg = await reply;
-    if (msg.error) throw new Error(`stopWorker: ${JSON.stringify(msg.error)}`);
-  });
+  const crashed = new Promise((resolve) => page.once('crash', resolve));
+  cdp.send('Page.crash').catch(() => {}); // answered never: the renderer is gone
+  await crashed;
+  await page.close().catch(() => {});
+}
+
+const ackChannels = new WeakMap();
+
+/**
+ * ackChannel exposes `window.faultsAck(...args)` to every page of context
+ * and returns {on}: each call runs on(...args) in the test, so what a page
+ * saw reaches the test as it happens, even if the page then crashes.
+ */
+export async function ackChannel(context) {
+  let ch = ackChannels.get(context);
+  if (!ch) {
+    ch = { on: null };
+    ackChannels.set(context, ch);
+    await context.exposeBinding('faultsAck', (_, ...args) => ch.on?.(...args));
+  }
+  return ch;
 }
