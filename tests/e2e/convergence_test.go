@@ -131,27 +131,7 @@ func TestConvergenceThroughFaultsAndARestart(t *testing.T) {
 		p.offline.Store(false)
 		clients[i].sync.SetOnline(true)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		empty := true
-		for _, c := range clients {
-			c.sync.SyncNow(context.Background())
-			if c.pending(t) != 0 {
-				empty = false
-			}
-		}
-		if empty {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("outboxes did not drain within 60 s")
-		}
-	}
-	for _, c := range clients {
-		if err := c.sync.SyncNow(context.Background()); err != nil {
-			t.Fatalf("%s final sync: %v", c.name, err)
-		}
-	}
+	drain(t, clients)
 
 	// Every engine shows the same rows.
 	want := clients[0].rows(t)
@@ -161,39 +141,9 @@ func TestConvergenceThroughFaultsAndARestart(t *testing.T) {
 		}
 	}
 	// And holds exactly the server's records, field by field with stamps.
-	server := serverRecords(t, srv.URL())
-	for _, c := range clients {
-		d, err := c.Export(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(canonicalRecords(t, d.Records), canonicalRecords(t, server)) {
-			t.Fatalf("%s's records differ from the server's:\n%v\n%v", c.name, canonicalRecords(t, d.Records), canonicalRecords(t, server))
-		}
-	}
+	server := equalToServer(t, clients, srv.URL())
 	// Every mutation made was applied, exactly once, and nothing else was.
-	stats, err := srv.store.Stats(context.Background(), "dev")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stats.Applied != int64(len(made)) || stats.Rejected != 0 {
-		t.Fatalf("server applied %d and rejected %d mutations; the engines made %d", stats.Applied, stats.Rejected, len(made))
-	}
-	err = srv.store.Update(context.Background(), "dev", func(tx syncserver.Tx) error {
-		for _, id := range made {
-			v, ok, err := tx.Verdict(id)
-			if err != nil {
-				return err
-			}
-			if !ok || v.Status != protocol.StatusApplied {
-				return fmt.Errorf("mutation %s: verdict %+v, found %v", id, v, ok)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	appliedOnce(t, srv.store, made)
 	faults := map[string]int{}
 	total := 0
 	for _, p := range proxies {
@@ -206,6 +156,74 @@ func TestConvergenceThroughFaultsAndARestart(t *testing.T) {
 		engines, len(made), ops, len(made), srv.restarts, total, faults, len(server), time.Since(start).Seconds())
 	if total == 0 || faults["response dropped after the server applied"] == 0 || faults["request duplicated"] == 0 || faults["request cut mid-body"] == 0 {
 		t.Fatalf("the proxies injected too few faults to mean anything: %v", faults)
+	}
+}
+
+// drain syncs the clients until every outbox is empty (60 s at most), then
+// once more each, so every client has pulled everything.
+func drain(t *testing.T, clients []*client) {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		empty := true
+		for _, c := range clients {
+			c.sync.SyncNow(ctx)
+			if c.pending(t) != 0 {
+				empty = false
+			}
+		}
+		if empty {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("outboxes did not drain within 60 s")
+		}
+	}
+	for _, c := range clients {
+		syncNow(t, c)
+	}
+}
+
+// equalToServer checks that each client holds exactly the server's
+// records, field by field with stamps and origins, and returns them.
+func equalToServer(t *testing.T, clients []*client, url string) []protocol.RecordState {
+	t.Helper()
+	server := serverRecords(t, url)
+	want := canonicalRecords(t, server)
+	for _, c := range clients {
+		d, err := c.Export(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := canonicalRecords(t, d.Records); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s's records differ from the server's:\n%v\n%v", c.name, got, want)
+		}
+	}
+	return server
+}
+
+// appliedOnce checks that the server applied exactly the mutations made
+// (one "applied" verdict each), rejected none and applied nothing else.
+func appliedOnce(t *testing.T, store *syncserver.SQLiteStore, made []string) {
+	t.Helper()
+	ctx := context.Background()
+	stats, err := store.Stats(ctx, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Applied != int64(len(made)) || stats.Rejected != 0 {
+		t.Fatalf("server applied %d and rejected %d mutations; the engines made %d", stats.Applied, stats.Rejected, len(made))
+	}
+	err = store.Update(ctx, "dev", func(tx syncserver.Tx) error {
+		for _, id := range made {
+			if v, ok, err := tx.Verdict(id); err != nil || !ok || v.Status != protocol.StatusApplied {
+				return fmt.Errorf("mutation %s: verdict %+v, found %v, err %v", id, v, ok, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"errors"
-	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -280,14 +279,5 @@ func TestClockBehindStillConvergesAndWinsLaterEdits(t *testing.T) {
 			t.Fatalf("%s shows %v: the late clock's later edit was lost", c.name, r)
 		}
 	}
-	server := canonicalRecords(t, serverRecords(t, srv.URL()))
-	for _, c := range []*client{late, honest} {
-		d, err := c.Export(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := canonicalRecords(t, d.Records); !reflect.DeepEqual(got, server) {
-			t.Fatalf("%s differs from the server:\n%v\n%v", c.name, got, server)
-		}
-	}
+	equalToServer(t, []*client{late, honest}, srv.URL())
 }

@@ -1,17 +1,17 @@
 package e2e
 
 import (
-	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/opfsync/opfsync/internal/serverproc"
 )
 
 // The real opfsync-server binary, built once for the package's tests.
@@ -54,13 +54,14 @@ func TestMain(m *testing.M) {
 // a fixed loopback port and database file, so it can be SIGKILLed and
 // started again at the same URL, as a crashing host would.
 type processServer struct {
-	t      testing.TB
-	bin    string
-	db     string
-	addr   string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	starts int
+	t        testing.TB
+	bin      string
+	db       string
+	log      string
+	addr     string
+	proc     *serverproc.Proc
+	starts   int
+	problems []string // the WARN and ERROR lines of every run
 }
 
 func startProcessServer(t testing.TB) *processServer {
@@ -71,62 +72,33 @@ func startProcessServer(t testing.TB) *processServer {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	s := &processServer{t: t, bin: buildServerBinary(t), db: filepath.Join(t.TempDir(), "server.db"), addr: addr}
+	dir := t.TempDir()
+	s := &processServer{t: t, bin: buildServerBinary(t), db: filepath.Join(dir, "server.db"), log: filepath.Join(dir, "server.log"), addr: addr}
 	s.start()
-	t.Cleanup(func() { s.kill() })
+	t.Cleanup(func() {
+		s.kill()
+		for _, line := range s.problems {
+			t.Logf("server: %s", line)
+		}
+	})
 	return s
 }
 
 func (s *processServer) URL() string { return "http://" + s.addr }
 
-// start runs the binary and waits for its "listening" log line (the port
-// may take a moment to be free again after a kill).
+// start runs the binary until it listens (the port may take a moment to be
+// free again after a kill).
 func (s *processServer) start() {
 	s.t.Helper()
 	for attempt := 0; ; attempt++ {
-		cmd := exec.Command(s.bin, "-addr", s.addr, "-db", s.db, "-token", devToken)
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			s.t.Fatal(err)
+		p, err := serverproc.Start(context.Background(), s.bin, s.log, "-addr", s.addr, "-db", s.db, "-token", devToken)
+		if err == nil {
+			s.proc = p
+			s.starts++
+			return
 		}
-		if err := cmd.Start(); err != nil {
-			s.t.Fatal(err)
-		}
-		listening := make(chan bool, 1)
-		exited := make(chan struct{})
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			said := false
-			for sc.Scan() {
-				line := sc.Text()
-				if !said && strings.Contains(line, "opfsync-server listening") {
-					said = true
-					listening <- true
-				}
-				if strings.Contains(line, "level=ERROR") {
-					s.t.Logf("server: %s", line)
-				}
-			}
-			if !said {
-				listening <- false
-			}
-			cmd.Wait()
-			close(exited)
-		}()
-		select {
-		case ok := <-listening:
-			if ok {
-				s.cmd, s.exited = cmd, exited
-				s.starts++
-				return
-			}
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			s.t.Fatal("the server did not say it was listening within 15 s")
-		}
-		<-exited
 		if attempt == 50 {
-			s.t.Fatalf("the server would not start again on %s", s.addr)
+			s.t.Fatalf("the server would not start again on %s: %v", s.addr, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -134,25 +106,22 @@ func (s *processServer) start() {
 
 // kill SIGKILLs the server: no shutdown, no flush, open transactions cut.
 func (s *processServer) kill() {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.exited
-	s.cmd = nil
+	s.proc.Kill()
+	s.problems = append(s.problems, s.proc.Problems()...)
+	s.proc = nil
 }
 
 // stop ends the server gracefully (SIGTERM) and waits for it to exit.
 func (s *processServer) stop() {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		s.t.Error("the server did not exit within 30 s of SIGTERM")
-		s.kill()
+	if _, _, err := s.proc.Stop(30 * time.Second); err != nil {
+		s.t.Error(err)
 	}
-	s.cmd = nil
+	s.problems = append(s.problems, s.proc.Problems()...)
+	s.proc = nil
 }

@@ -3,63 +3,18 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
-	"log"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"reflect"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ncruces/go-sqlite3/driver"
 
-	"github.com/opfsync/opfsync/pkg/protocol"
 	"github.com/opfsync/opfsync/pkg/syncengine"
 	"github.com/opfsync/opfsync/pkg/syncserver"
 )
-
-// pushWatch is a plain reverse proxy that says when a push request has
-// reached the server, so a test can kill the server while it works on it.
-// When the server is down it answers 502, as a load balancer would.
-type pushWatch struct {
-	srv        *httptest.Server
-	pushes     chan struct{}
-	unanswered atomic.Int64 // pushes cut by a kill or refused while the server was down
-}
-
-func newPushWatch(t *testing.T, target string) *pushWatch {
-	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
-	p := &pushWatch{pushes: make(chan struct{}, 1)}
-	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
-		if r.URL.Path == protocol.PathPush {
-			p.unanswered.Add(1)
-		}
-		http.Error(w, `{"error":{"code":"INTERNAL","message":"bad gateway"}}`, http.StatusBadGateway)
-	}
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == protocol.PathPush {
-			select {
-			case p.pushes <- struct{}{}:
-			default:
-			}
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() { p.srv.CloseClientConnections(); p.srv.Close() })
-	return p
-}
 
 // TestServerKilledDuringPushesAppliesEachMutationOnce SIGKILLs the real
 // server binary again and again just after a push request reached it (so
@@ -77,10 +32,19 @@ func TestServerKilledDuringPushesAppliesEachMutationOnce(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	srv := startProcessServer(t)
-	proxy := newPushWatch(t, srv.URL())
+	// The proxy says when a push has reached the server, so the server can
+	// be killed while it works on it.
+	pushes := make(chan struct{}, 1)
+	proxy := proxyTo(t, srv.URL(), func(http.ResponseWriter, []byte) bool {
+		select {
+		case pushes <- struct{}{}:
+		default:
+		}
+		return false
+	})
 	var clients []*client
 	for i := range engines {
-		clients = append(clients, newClient(t, fmt.Sprintf("engine%d", i), proxy.srv.URL))
+		clients = append(clients, newClient(t, fmt.Sprintf("engine%d", i), proxy.URL))
 	}
 	// A backlog made offline, so the first minutes are one push after
 	// another.
@@ -138,7 +102,7 @@ func TestServerKilledDuringPushesAppliesEachMutationOnce(t *testing.T) {
 	// milliseconds into its work; start it again a moment later.
 	for range kills {
 		select {
-		case <-proxy.pushes:
+		case <-pushes:
 		case <-time.After(20 * time.Second):
 			t.Fatal("no push reached the server within 20 s")
 		}
@@ -152,40 +116,12 @@ func TestServerKilledDuringPushesAppliesEachMutationOnce(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	if proxy.unanswered.Load() == 0 {
+	if proxy.failedPushes.Load() == 0 {
 		t.Fatal("no push was cut by a kill: the test did not test anything")
 	}
 
-	// Drain: sync until every outbox is empty.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		empty := true
-		for _, c := range clients {
-			c.sync.SyncNow(ctx)
-			if c.pending(t) != 0 {
-				empty = false
-			}
-		}
-		if empty {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("outboxes did not drain within 60 s after the last restart")
-		}
-	}
-	for _, c := range clients {
-		syncNow(t, c)
-	}
-	server := canonicalRecords(t, serverRecords(t, srv.URL()))
-	for _, c := range clients {
-		d, err := c.Export(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := canonicalRecords(t, d.Records); !reflect.DeepEqual(got, server) {
-			t.Fatalf("%s differs from the server:\n%v\n%v", c.name, got, server)
-		}
-	}
+	drain(t, clients)
+	server := equalToServer(t, clients, srv.URL())
 	srv.stop()
 
 	// The server's database: intact, and each mutation applied once.
@@ -203,24 +139,7 @@ func TestServerKilledDuringPushesAppliesEachMutationOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	stats, err := store.Stats(ctx, "dev")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stats.Applied != int64(len(made)) || stats.Rejected != 0 {
-		t.Fatalf("server applied %d and rejected %d mutations; the engines made %d", stats.Applied, stats.Rejected, len(made))
-	}
-	err = store.Update(ctx, "dev", func(tx syncserver.Tx) error {
-		for _, id := range made {
-			if v, ok, err := tx.Verdict(id); err != nil || !ok || v.Status != protocol.StatusApplied {
-				return fmt.Errorf("mutation %s: verdict %+v found %v err %v", id, v, ok, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	appliedOnce(t, store, made)
 	t.Logf("%d SIGKILLs during pushes (%d server starts, %d pushes cut or refused), %d mutations from %d engines, each applied once; %d records",
-		kills, srv.starts, proxy.unanswered.Load(), len(made), engines, len(server))
+		kills, srv.starts, proxy.failedPushes.Load(), len(made), engines, len(server))
 }

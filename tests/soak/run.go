@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opfsync/opfsync/internal/serverproc"
 	"github.com/opfsync/opfsync/pkg/protocol"
 )
 
@@ -47,7 +48,7 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	dbPath, logPath := filepath.Join(dir, "soak.db"), filepath.Join(dir, "server.log")
 
-	srv, err := startServer(ctx, cfg.Server, logPath, "-addr", "127.0.0.1:0", "-db", dbPath, "-tokens", tokens)
+	srv, err := serverproc.Start(ctx, cfg.Server, logPath, "-addr", "127.0.0.1:0", "-db", dbPath, "-tokens", tokens)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ncruces/go-sqlite3/driver"
+	"github.com/opfsync/opfsync/internal/serverproc"
 	"github.com/opfsync/opfsync/pkg/protocol"
 	"github.com/opfsync/opfsync/pkg/syncserver"
 )
@@ -55,7 +56,7 @@ func verify(ctx context.Context, cfg Config, dbPath, logPath string, l *ledger) 
 		return nil, err
 	}
 	c.Integrity = integrity
-	srv, err := startServer(ctx, cfg.Server, logPath, "-addr", "127.0.0.1:0", "-db", dbPath, "-tokens", filepath.Join(filepath.Dir(dbPath), "tokens.json"))
+	srv, err := serverproc.Start(ctx, cfg.Server, logPath, "-addr", "127.0.0.1:0", "-db", dbPath, "-tokens", filepath.Join(filepath.Dir(dbPath), "tokens.json"))
 	if err != nil {
 		return nil, fmt.Errorf("restart the server: %w", err)
 	}

@@ -1,4 +1,8 @@
-package main
+// Package serverproc runs the opfsync-server binary as a child process for
+// tests and the load test: it starts it, reads the listen URL from its log,
+// keeps its WARN and ERROR lines, and stops it gracefully (SIGTERM) or at
+// once (SIGKILL).
+package serverproc
 
 import (
 	"bufio"
@@ -15,10 +19,10 @@ import (
 	"time"
 )
 
-// serverProc is one running opfsync-server process. Its stderr (the slog
+// Proc is one running opfsync-server process. Its stderr (the slog
 // text log) is copied to a log file and scanned for the listen address and
 // for warnings and errors.
-type serverProc struct {
+type Proc struct {
 	cmd     *exec.Cmd
 	URL     string // http://127.0.0.1:port
 	logPath string
@@ -33,9 +37,10 @@ type serverProc struct {
 // msg="opfsync-server listening" addr=… url=http://….
 var listenLine = regexp.MustCompile(`msg="opfsync-server listening".* url=(\S+)`)
 
-// startServer runs binary with args, appending its log to logPath, and
-// waits (up to 30 s) until it logs its listen address.
-func startServer(ctx context.Context, binary, logPath string, args ...string) (*serverProc, error) {
+// Start runs binary with args, appending its log to logPath, and waits (up
+// to 30 s) until it logs its listen address. It fails when the process
+// exits before that (e.g. its port is still taken), with the log's tail.
+func Start(ctx context.Context, binary, logPath string, args ...string) (*Proc, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("server log: %w", err)
@@ -51,7 +56,7 @@ func startServer(ctx context.Context, binary, logPath string, args ...string) (*
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
-	s := &serverProc{cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	s := &Proc{cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	urls := make(chan string, 1)
 	scanned := make(chan struct{})
 	go func() {
@@ -70,17 +75,17 @@ func startServer(ctx context.Context, binary, logPath string, args ...string) (*
 	case <-s.done:
 		return nil, fmt.Errorf("%s exited before listening (%v); log %s:\n%s", binary, s.exitErr, logPath, tail(logPath, 20))
 	case <-time.After(30 * time.Second):
-		s.kill()
+		s.Kill()
 		return nil, fmt.Errorf("%s did not log its listen address within 30 s; log %s:\n%s", binary, logPath, tail(logPath, 20))
 	case <-ctx.Done():
-		s.kill()
+		s.Kill()
 		return nil, fmt.Errorf("start server: %w", ctx.Err())
 	}
 }
 
 // scanLog copies the server's log to w, sends the listen URL once, and
 // keeps every WARN or ERROR line.
-func (s *serverProc) scanLog(r io.Reader, w io.Writer, urls chan<- string) {
+func (s *Proc) scanLog(r io.Reader, w io.Writer, urls chan<- string) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	sent := false
@@ -103,20 +108,20 @@ func (s *serverProc) scanLog(r io.Reader, w io.Writer, urls chan<- string) {
 }
 
 // Problems returns the WARN and ERROR lines the server logged so far.
-func (s *serverProc) Problems() []string {
+func (s *Proc) Problems() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.problems...)
 }
 
 // Pid is the server's process id.
-func (s *serverProc) Pid() int { return s.cmd.Process.Pid }
+func (s *Proc) Pid() int { return s.cmd.Process.Pid }
 
 // Stop sends SIGTERM and waits up to timeout for a graceful exit. It
 // returns the exit code (0 = clean shutdown) and how long the shutdown
 // took; a server that does not exit in time is killed and reported as an
 // error.
-func (s *serverProc) Stop(timeout time.Duration) (int, time.Duration, error) {
+func (s *Proc) Stop(timeout time.Duration) (int, time.Duration, error) {
 	start := time.Now()
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return -1, 0, fmt.Errorf("SIGTERM the server: %w", err)
@@ -124,7 +129,7 @@ func (s *serverProc) Stop(timeout time.Duration) (int, time.Duration, error) {
 	select {
 	case <-s.done:
 	case <-time.After(timeout):
-		s.kill()
+		s.Kill()
 		return -1, time.Since(start), fmt.Errorf("the server did not exit within %s of SIGTERM (killed); log %s", timeout, s.logPath)
 	}
 	took := time.Since(start)
@@ -141,8 +146,9 @@ func (s *serverProc) Stop(timeout time.Duration) (int, time.Duration, error) {
 	}
 }
 
-// kill ends the process at once (only on a failed start or stop).
-func (s *serverProc) kill() {
+// Kill ends the process at once (SIGKILL: no shutdown, open transactions
+// cut) and waits for it to be gone.
+func (s *Proc) Kill() {
 	_ = s.cmd.Process.Kill()
 	<-s.done
 }
