@@ -20,6 +20,7 @@ const devUser = "dev"
 type config struct {
 	addr           string
 	db             string
+	postgres       string // a PostgreSQL connection URL: use it instead of db
 	static         string
 	token          string
 	tokensFile     string
@@ -59,6 +60,8 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.SetOutput(out)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	fs.StringVar(&c.db, "db", "./data/opfsync.db", "SQLite database file (its directory is created)")
+	fs.StringVar(&c.postgres, "postgres", "", "PostgreSQL connection URL (postgres://user:pass@host:5432/db); used instead of -db, so that\n"+
+		"several server instances can share one database. Default: $"+postgresEnv)
 	fs.StringVar(&c.static, "static", "", "folder to serve at / (the web client, wasm, demo); none if empty")
 	fs.StringVar(&c.token, "token", "", `a development bearer token for the user "`+devUser+`"`)
 	fs.StringVar(&c.tokensFile, "tokens", "", `JSON file mapping bearer tokens to user ids: {"token": "user", ...}`)
@@ -74,8 +77,20 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (all options are flags; see -h)", fs.Arg(0))
 	}
+	dbGiven := false
+	fs.Visit(func(f *flag.Flag) { dbGiven = dbGiven || f.Name == "db" })
+	if c.postgres == "" {
+		c.postgres = os.Getenv(postgresEnv)
+	}
+	if c.postgres != "" && dbGiven {
+		return c, errors.New("-db and -postgres (or " + postgresEnv + ") both given: the server uses one store; pick one")
+	}
 	return c, nil
 }
+
+// postgresEnv is the environment variable that stands in for -postgres
+// (so the URL and its password need not be on the command line).
+const postgresEnv = "OPFSYNC_POSTGRES_URL"
 
 // issueConfig is the command line of issue-token.
 type issueConfig struct {

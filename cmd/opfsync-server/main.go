@@ -1,8 +1,10 @@
 // Command opfsync-server runs the opfsync sync server: the sync protocol
-// (pkg/syncserver) on a SQLite file, and optionally a folder of static files
-// (the JS client, the wasm engine, a demo) at "/".
+// (pkg/syncserver) on a SQLite file, or on a PostgreSQL database that
+// several instances share, and optionally a folder of static files (the JS
+// client, the wasm engine, a demo) at "/".
 //
 //	opfsync-server -addr 127.0.0.1:8080 -db ./data/opfsync.db -static web -token dev-token
+//	OPFSYNC_POSTGRES_URL=postgres://opfsync:secret@db:5432/opfsync opfsync-server -addr :8080 -tokens tokens.json
 //
 // At least one of -token (one development token for user "dev"), -tokens
 // (a JSON file mapping tokens to user ids) and -signing-key-file (a key that

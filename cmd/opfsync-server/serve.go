@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	log.Info("opfsync-server ready", "db", cfg.db, "static", cfg.static, "auth", authText)
+	log.Info("opfsync-server ready", "store", storeText(cfg, store), "static", cfg.static, "auth", authText)
 	return serve(ctx, srv, store, cfg.addr, log)
 }
 
@@ -88,6 +88,28 @@ func issueToken(args []string, now time.Time, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// openStore opens the PostgreSQL store when cfg names one, else the SQLite
+// file (creating its directory).
+func openStore(ctx context.Context, cfg config) (syncserver.Store, error) {
+	if cfg.postgres != "" {
+		return syncserver.OpenPostgres(ctx, cfg.postgres)
+	}
+	if dir := filepath.Dir(cfg.db); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("-db: create directory: %w", err)
+		}
+	}
+	return syncserver.OpenSQLite(ctx, cfg.db)
+}
+
+// storeText describes the store for the log, without credentials.
+func storeText(cfg config, store syncserver.Store) string {
+	if pg, ok := store.(*syncserver.PostgresStore); ok {
+		return "postgres " + pg.Database()
+	}
+	return "sqlite " + cfg.db
+}
+
 // setup opens the store and builds the HTTP server.
 func setup(ctx context.Context, cfg config, auth syncserver.Authenticator, log *slog.Logger) (*http.Server, syncserver.Store, error) {
 	var static http.Handler
@@ -97,12 +119,7 @@ func setup(ctx context.Context, cfg config, auth syncserver.Authenticator, log *
 			return nil, nil, err
 		}
 	}
-	if dir := filepath.Dir(cfg.db); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, nil, fmt.Errorf("-db: create directory: %w", err)
-		}
-	}
-	store, err := syncserver.OpenSQLite(ctx, cfg.db)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}

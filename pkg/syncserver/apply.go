@@ -36,6 +36,9 @@ func (h *Handler) applyPush(ctx context.Context, user string, req *protocol.Push
 			results = append(results, res)
 			changed = changed || saved
 		}
+		if changed {
+			return tx.Announce(req.ClientID)
+		}
 		return nil
 	})
 	if err != nil {

@@ -1,6 +1,9 @@
 package syncserver
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -19,6 +22,8 @@ type Handler struct {
 	log   *slog.Logger
 	clock *protocol.Clock // server stamps for clamped mutations
 	hub   *hub
+
+	stopFollow context.CancelFunc // ends SharedStore.Follow; nil for other stores
 }
 
 // serverNode is the HLC node id of stamps the server issues.
@@ -48,7 +53,16 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("syncserver: Options.Auth is required")
 	}
 	h := &Handler{opts: opts, log: opts.logger(), hub: newHub()}
-	h.clock = protocol.NewClock(serverNode, func() int64 { return h.opts.now().UnixMilli() })
+	node := serverNode
+	if shared, ok := opts.Store.(SharedStore); ok {
+		// Instances stamp with node ids of their own, so that two of them
+		// never give the same stamp to different values.
+		node = serverNode + ":" + randomHex(6)
+		ctx, stop := context.WithCancel(context.Background())
+		h.stopFollow = stop
+		go shared.Follow(ctx, h.log, h.hub.poke, h.hub.pokeAll)
+	}
+	h.clock = protocol.NewClock(node, func() int64 { return h.opts.now().UnixMilli() })
 	return h, nil
 }
 
@@ -88,11 +102,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.serve(h, tw, r, user)
 }
 
-// CloseStreams ends every open event stream and makes new ones end at once.
-// Call it when the server shuts down (http.Server.Shutdown does not end
-// long-lived requests by itself), e.g. with
-// httpServer.RegisterOnShutdown(h.CloseStreams).
-func (h *Handler) CloseStreams() { h.hub.close() }
+// CloseStreams ends every open event stream and makes new ones end at once,
+// and stops following a SharedStore's announcements. Call it when the
+// server shuts down (http.Server.Shutdown does not end long-lived requests
+// by itself), e.g. with httpServer.RegisterOnShutdown(h.CloseStreams).
+func (h *Handler) CloseStreams() {
+	h.hub.close()
+	if h.stopFollow != nil {
+		h.stopFollow()
+	}
+}
 
 // setCORS allows any origin: authentication is a bearer token in a header,
 // never a cookie, so a foreign page cannot borrow a user's credentials.
@@ -117,4 +136,12 @@ func (h *Handler) checkVersion(w http.ResponseWriter, r *http.Request) bool {
 	h.writeError(w, http.StatusBadRequest, protocol.CodeVersion,
 		"this server speaks protocol version "+want+"; the request asked for "+quote(clip(got, 40))+" in "+protocol.VersionHeader)
 	return false
+}
+
+// randomHex returns n random bytes as hex: ids that tell this process's
+// parts from other instances'.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
 }

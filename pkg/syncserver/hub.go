@@ -59,6 +59,21 @@ func (h *hub) poke(user, exceptClientID string) {
 	}
 }
 
+// pokeAll wakes every stream of every user: for when changes may have
+// been missed (see SharedStore.Follow).
+func (h *hub) pokeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, subs := range h.subs {
+		for s := range subs {
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 // close ends every stream, now and in future. It may be called more than
 // once.
 func (h *hub) close() {

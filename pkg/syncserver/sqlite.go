@@ -43,10 +43,6 @@ const (
 	sqliteMaxConns    = 8
 )
 
-// ErrNewerSchema is returned (wrapped) by OpenSQLite when the database was
-// written by a newer opfsync-server.
-var ErrNewerSchema = errors.New("database schema is newer than this server")
-
 // OpenSQLite opens (creating if needed) the SQLite database file at path and
 // brings its schema up to date. Every connection uses WAL, synchronous=FULL
 // (an acknowledged push survives a crash or power loss) and a busy timeout.
@@ -112,26 +108,4 @@ func (s *SQLiteStore) Close() error {
 		return fmt.Errorf("sqlite close %s: %w", s.path, err)
 	}
 	return nil
-}
-
-// Stats counts what the store holds for one user ("" = all users): for
-// tests (exactly-once checks) and operators.
-type Stats struct {
-	Records  int64 // records, tombstones included
-	Applied  int64 // mutation ids with verdict "applied"
-	Rejected int64 // mutation ids with verdict "rejected"
-}
-
-// Stats returns the counts for user, or for every user when user is "".
-func (s *SQLiteStore) Stats(ctx context.Context, user string) (Stats, error) {
-	var st Stats
-	err := s.db.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM records  WHERE ?1 = '' OR user_id = ?1),
-		(SELECT count(*) FROM verdicts WHERE (?1 = '' OR user_id = ?1) AND status = 'applied'),
-		(SELECT count(*) FROM verdicts WHERE (?1 = '' OR user_id = ?1) AND status = 'rejected')`, user).
-		Scan(&st.Records, &st.Applied, &st.Rejected)
-	if err != nil {
-		return Stats{}, fmt.Errorf("sqlite stats: %w", err)
-	}
-	return st, nil
 }

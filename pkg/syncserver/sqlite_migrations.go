@@ -7,15 +7,8 @@ import (
 	"time"
 )
 
-// sqliteMigration is one step of the SQLite store's schema. Steps are
-// append-only: a released step is never edited, only followed by a new one.
-type sqliteMigration struct {
-	version int
-	name    string
-	sql     string
-}
-
-var sqliteMigrations = []sqliteMigration{
+// sqliteMigrations are the steps of the SQLite store's schema.
+var sqliteMigrations = []migration{
 	{1, "records, verdicts, positions", `
 CREATE TABLE records (
 	user_id    TEXT    NOT NULL,
@@ -65,15 +58,13 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if current > SQLiteSchemaVersion {
-		return fmt.Errorf("%w: it has schema %d, this opfsync-server knows up to %d; upgrade opfsync-server",
-			ErrNewerSchema, current, SQLiteSchemaVersion)
+	pending, err := pendingMigrations(sqliteMigrations, current)
+	if err != nil {
+		return err
 	}
-	for _, m := range sqliteMigrations {
-		if m.version > current {
-			if err := s.applyMigration(ctx, m); err != nil {
-				return err
-			}
+	for _, m := range pending {
+		if err := s.applyMigration(ctx, m); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -93,7 +84,7 @@ func schemaVersion(ctx context.Context, q queryer) (int, error) {
 
 // applyMigration runs one step in its own transaction, unless another
 // process applied it meanwhile.
-func (s *SQLiteStore) applyMigration(ctx context.Context, m sqliteMigration) error {
+func (s *SQLiteStore) applyMigration(ctx context.Context, m migration) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migration %d: begin: %w", m.version, err)

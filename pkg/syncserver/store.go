@@ -2,6 +2,7 @@ package syncserver
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/opfsync/opfsync/pkg/protocol"
@@ -36,6 +37,10 @@ type Store interface {
 	// the user has none.
 	Head(ctx context.Context, user string) (int64, error)
 
+	// Stats counts what the store holds for user, or for every user when
+	// user is "" (for operators, and for tests' exactly-once checks).
+	Stats(ctx context.Context, user string) (Stats, error)
+
 	// Ping checks that the store can be read.
 	Ping(ctx context.Context) error
 
@@ -60,8 +65,31 @@ type Tx interface {
 
 	// SaveRecord stores fields as the whole state of collection/id and
 	// gives the record the next change position, greater than every
-	// position given before (for any user), which it returns.
+	// position given to the user's records before, which it returns.
 	SaveRecord(collection, id string, fields protocol.Fields) (position int64, err error)
+
+	// Announce asks that, once this transaction commits, the user's event
+	// streams served by other server instances sharing the store be woken,
+	// except those of client exceptClientID (whose push made the change).
+	// A store that only one server instance uses does nothing; the Handler
+	// wakes its own streams itself.
+	Announce(exceptClientID string) error
+}
+
+// SharedStore is a Store that several server instances use at once (each
+// behind the same load balancer, on one database). The Handler follows its
+// announcements so that a change committed through one instance wakes the
+// event streams connected to every other one.
+type SharedStore interface {
+	Store
+
+	// Follow calls wake(user, exceptClientID) for every change that another
+	// instance announced (Tx.Announce) and committed, and wakeAll when
+	// announcements may have been missed: once it starts listening, and
+	// again after each lost and restored connection. It returns when ctx
+	// ends or the store is closed, never earlier: failures to listen are
+	// retried (and logged through log).
+	Follow(ctx context.Context, log *slog.Logger, wake func(user, exceptClientID string), wakeAll func())
 }
 
 // Verdict is what the server decided about one mutation id, kept so that a
@@ -83,4 +111,11 @@ type Verdict struct {
 type Change struct {
 	Position int64
 	Record   protocol.RecordState
+}
+
+// Stats are the counts Store.Stats returns.
+type Stats struct {
+	Records  int64 // records, tombstones included
+	Applied  int64 // mutation ids with verdict "applied"
+	Rejected int64 // mutation ids with verdict "rejected"
 }
