@@ -14,7 +14,7 @@ FUZZ_SLOW ?= 30000x
 FUZZ_FAST ?= 200000x
 fuzz1 = $(GO) test -run='^$$' -fuzz='^$(1)$$' -fuzztime=$(or $(FUZZTIME),$(3)) $(2)
 
-.PHONY: all build wasm web server test test-go test-wasm-node test-wasm-smoke test-wasm-browser test-browser fuzz vet bench bench-go bench-profile soak run screenshots icons clean
+.PHONY: all build wasm web server test test-go test-wasm-node test-wasm-smoke test-wasm-browser test-browser fuzz vet bench bench-go bench-profile soak soak-pg run screenshots icons clean
 
 all: build
 
@@ -134,6 +134,11 @@ bench-profile: build $(BENCH_DEPS)
 ## error or mismatch. SOAK_FLAGS passes more flags (e.g. -keep, -seed N).
 soak: server
 	$(GO) run ./tests/soak -server bin/opfsync-server $(SOAK_FLAGS)
+
+## soak-pg: the same load test on PostgreSQL (a throwaway local cluster,
+## fsync on) with SOAK_INSTANCES server processes (1) sharing the database.
+soak-pg: server
+	$(GO) run ./tests/soak -server bin/opfsync-server -store postgres $(SOAK_FLAGS)
 
 ## run: build everything, then start the sync server on 127.0.0.1:8080 with
 ## the SQLite file data/opfsync.db, serving web/ at / (the demo at /demo/),

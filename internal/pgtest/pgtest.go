@@ -44,8 +44,21 @@ var (
 	dbSerial  atomic.Int64
 )
 
-// Start starts a new cluster. Stop it with Stop.
-func Start() (*Server, error) {
+// Options are the settings of a cluster that StartWith starts.
+type Options struct {
+	// Fsync runs PostgreSQL with fsync on (its own default), so that a
+	// commit waits for its WAL to reach the disk, as a production server
+	// does. Off by default: test clusters are thrown away, and the
+	// durability under test is opfsync's, not PostgreSQL's.
+	Fsync bool
+}
+
+// Start starts a new cluster with the default Options (fsync off). Stop it
+// with Stop.
+func Start() (*Server, error) { return StartWith(Options{}) }
+
+// StartWith starts a new cluster with the given options. Stop it with Stop.
+func StartWith(o Options) (*Server, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -75,10 +88,12 @@ func Start() (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	// fsync off: these clusters are thrown away; the durability under test
-	// is opfsync's, not PostgreSQL's.
+	fsync := "off"
+	if o.Fsync {
+		fsync = "on"
+	}
 	s.cmd = command(asUser, filepath.Join(bin, "postgres"), "-D", data, "-k", dir, "-h", "127.0.0.1",
-		"-p", strconv.Itoa(s.port), "-c", "fsync=off", "-c", "max_connections=200", "-c", "shared_buffers=32MB")
+		"-p", strconv.Itoa(s.port), "-c", "fsync="+fsync, "-c", "max_connections=200", "-c", "shared_buffers=32MB")
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
 		logf.Close()
@@ -113,6 +128,42 @@ func (s *Server) URL(db string) string {
 	return fmt.Sprintf("postgres://opfsync@127.0.0.1:%d/%s?sslmode=disable", s.port, db)
 }
 
+// Pid is the process id of the postmaster (the backends are its children).
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
+// LogPath is the server's log file (deleted by Stop).
+func (s *Server) LogPath() string { return s.log }
+
+// CreateDatabase creates the empty database name (a plain SQL identifier:
+// letters, digits, underscores) and returns its URL.
+func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error) {
+	if !plainIdentifier(name) {
+		return "", fmt.Errorf("pgtest: database name %q: want lower-case letters, digits and underscores, not starting with a digit", name)
+	}
+	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		return "", fmt.Errorf("pgtest: connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("pgtest: create database %s: %w", name, err)
+	}
+	return s.URL(name), nil
+}
+
+// plainIdentifier reports whether name needs no quoting in SQL.
+func plainIdentifier(name string) bool {
+	if name == "" || len(name) > 63 || (name[0] >= '0' && name[0] <= '9') {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // Stop shuts the server down (fast shutdown) and deletes its directory.
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
@@ -136,17 +187,11 @@ func Database(t testing.TB) string {
 	if sharedErr != nil {
 		t.Fatal(sharedErr)
 	}
-	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSerial.Add(1))
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, shared.URL("postgres"))
+	url, err := shared.CreateDatabase(context.Background(), fmt.Sprintf("t%d_%d", os.Getpid(), dbSerial.Add(1)))
 	if err != nil {
-		t.Fatalf("pgtest: connect: %v", err)
+		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("pgtest: create database %s: %v", name, err)
-	}
-	return shared.URL(name)
+	return url
 }
 
 // Main runs a test binary's tests (call it from TestMain) and stops the

@@ -44,3 +44,33 @@ func TestDatabasesAreRealAndSeparate(t *testing.T) {
 	}
 	t.Logf("%s", v)
 }
+
+// StartWith starts a cluster of its own with the options given, and
+// CreateDatabase refuses a name that would need quoting.
+func TestStartWithFsync(t *testing.T) {
+	ctx := context.Background()
+	s, err := StartWith(Options{Fsync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if s.Pid() <= 0 {
+		t.Fatalf("pid %d", s.Pid())
+	}
+	if _, err := s.CreateDatabase(ctx, "x; DROP DATABASE postgres"); err == nil {
+		t.Fatal("CreateDatabase took a name that needs quoting")
+	}
+	url, err := s.CreateDatabase(ctx, "soak_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var fsync string
+	if err := conn.QueryRow(ctx, "SHOW fsync").Scan(&fsync); err != nil || fsync != "on" {
+		t.Fatalf("fsync %q %v, want on", fsync, err)
+	}
+}

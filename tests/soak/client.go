@@ -18,6 +18,7 @@ type simClient struct {
 	id         string
 	user       *userModel
 	w          *wire
+	other      *wire // another instance's wire (w itself with one instance): retries go there
 	l          *ledger
 	clock      *protocol.Clock
 	rng        *rand.Rand
@@ -100,7 +101,9 @@ func (c *simClient) holdEvents(ctx context.Context, pokes chan<- struct{}) {
 // retries after a failure), checks the verdicts, merges the applied
 // mutations into the model, and now and then delivers the batch again — at
 // once (a retried request racing the first) or after the answer (a lost
-// acknowledgement) — to check that no mutation is applied twice.
+// acknowledgement) — to check that no mutation is applied twice. With
+// several instances the second delivery goes to another one, as a retry
+// through a load balancer may.
 func (c *simClient) pushBatch(ctx context.Context, batch []planned) {
 	c.l.batches.Add(1)
 	for _, p := range batch {
@@ -118,8 +121,8 @@ func (c *simClient) pushBatch(ctx context.Context, batch []planned) {
 		c.l.races.Add(1)
 		var wg sync.WaitGroup
 		var second *protocol.PushResponse
-		wg.Go(func() { second = c.tryPush(ctx, req) })
-		first := c.tryPush(ctx, req)
+		wg.Go(func() { second = c.tryPush(ctx, c.other, req) })
+		first := c.tryPush(ctx, c.w, req)
 		wg.Wait()
 		if first == nil || second == nil {
 			c.l.uncertain.Add(int64(len(batch)))
@@ -127,7 +130,7 @@ func (c *simClient) pushBatch(ctx context.Context, batch []planned) {
 		}
 		c.checkRace(batch, first, second)
 	} else {
-		resp := c.tryPush(ctx, req)
+		resp := c.tryPush(ctx, c.w, req)
 		if resp == nil {
 			c.l.uncertain.Add(int64(len(batch)))
 			return
@@ -136,18 +139,18 @@ func (c *simClient) pushBatch(ctx context.Context, batch []planned) {
 	}
 	if c.rng.Float64() < c.retryRate {
 		c.l.retries.Add(1)
-		if resp := c.tryPush(ctx, req); resp != nil {
+		if resp := c.tryPush(ctx, c.other, req); resp != nil {
 			c.checkAgain(batch, resp)
 		}
 	}
 }
 
-// tryPush sends req up to three times; it returns nil when no attempt got
-// an answer (every failure is counted as an error of the run).
-func (c *simClient) tryPush(ctx context.Context, req *protocol.PushRequest) *protocol.PushResponse {
+// tryPush sends req through w up to three times; it returns nil when no
+// attempt got an answer (every failure is counted as an error of the run).
+func (c *simClient) tryPush(ctx context.Context, w *wire, req *protocol.PushRequest) *protocol.PushResponse {
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		resp, err := c.w.push(ctx, c.user.Token, req)
+		resp, err := w.push(ctx, c.user.Token, req)
 		if err == nil {
 			c.l.pushRequests.Add(1)
 			if len(resp.Results) != len(req.Mutations) {

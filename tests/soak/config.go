@@ -12,6 +12,11 @@ import (
 // environment where noted).
 type Config struct {
 	Server         string        // path of the opfsync-server binary
+	Store          string        // "sqlite" or "postgres" (SOAK_STORE)
+	Instances      int           // server processes sharing the store (SOAK_INSTANCES; postgres only)
+	PostgresURL    string        // an empty PostgreSQL database to use instead of a throwaway cluster (SOAK_POSTGRES_URL)
+	PGFsync        bool          // the throwaway cluster runs with fsync on
+	PGParams       string        // query parameters added to the servers' PostgreSQL URL (e.g. pool_max_conns=16)
 	Clients        int           // simulated clients (SOAK_CLIENTS)
 	Duration       time.Duration // load phase length (SOAK_DURATION)
 	Hammer         int           // of Clients, how many push without think time (SOAK_HAMMER)
@@ -44,9 +49,24 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if err != nil {
 		return c, err
 	}
+	instances, err := envInt(getenv, "SOAK_INSTANCES", 1)
+	if err != nil {
+		return c, err
+	}
+	store := getenv("SOAK_STORE")
+	if store == "" {
+		store = storeSQLite
+	}
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.Server, "server", "bin/opfsync-server", "the opfsync-server binary to run")
+	fs.StringVar(&c.Store, "store", store, "the servers' store: sqlite (a fresh file) or postgres (env SOAK_STORE)")
+	fs.IntVar(&c.Instances, "instances", instances, "server processes on the one PostgreSQL database, clients spread across them (env SOAK_INSTANCES)")
+	fs.StringVar(&c.PostgresURL, "postgres-url", getenv("SOAK_POSTGRES_URL"), "with -store postgres: an empty database to use (it is filled, not emptied afterwards)\n"+
+		"instead of a throwaway cluster the soak starts (env SOAK_POSTGRES_URL)")
+	fs.BoolVar(&c.PGFsync, "pg-fsync", true, "with -store postgres: run the throwaway cluster with fsync on (commits wait for the disk,\n"+
+		"as SQLite's synchronous=FULL does); -pg-fsync=false for fsync off")
+	fs.StringVar(&c.PGParams, "pg-params", "", "with -store postgres: parameters added to the servers' connection URL, e.g. pool_max_conns=16")
 	fs.IntVar(&c.Clients, "clients", clients, "simulated clients (env SOAK_CLIENTS)")
 	fs.DurationVar(&c.Duration, "duration", dur, "length of the load phase (env SOAK_DURATION)")
 	fs.IntVar(&c.Hammer, "hammer", hammer, "of -clients, how many push and pull without think time (env SOAK_HAMMER)")
@@ -68,11 +88,28 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (all options are flags; see -h)", fs.Arg(0))
 	}
+	urlFlag := false
+	fs.Visit(func(f *flag.Flag) { urlFlag = urlFlag || f.Name == "postgres-url" })
+	if c.Store == storeSQLite && !urlFlag {
+		c.PostgresURL = "" // SOAK_POSTGRES_URL is for PostgreSQL runs only
+	}
 	return c, c.validate()
 }
 
 func (c Config) validate() error {
 	switch {
+	case c.Store != storeSQLite && c.Store != storePostgres:
+		return fmt.Errorf("-store %q: want %s or %s", c.Store, storeSQLite, storePostgres)
+	case c.Instances < 1:
+		return fmt.Errorf("-instances %d: want at least 1", c.Instances)
+	case c.Instances > 1 && c.Store != storePostgres:
+		return fmt.Errorf("-instances %d: several instances need a shared store (-store %s); a SQLite file has one server", c.Instances, storePostgres)
+	case c.Instances > c.Clients:
+		return fmt.Errorf("-instances %d: more instances than -clients (%d)", c.Instances, c.Clients)
+	case c.PGParams != "" && c.Store != storePostgres:
+		return fmt.Errorf("-pg-params is for -store %s", storePostgres)
+	case c.PostgresURL != "" && c.Store != storePostgres:
+		return fmt.Errorf("-postgres-url (or SOAK_POSTGRES_URL) is given, but -store is %s", c.Store)
 	case c.Clients < 1:
 		return fmt.Errorf("-clients %d: want at least 1", c.Clients)
 	case c.Hammer < 0 || c.Hammer > c.Clients:

@@ -172,3 +172,175 @@ func loadAvg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// readCPUWithChildren returns the CPU time pid has used so far, its own
+// (user+system) plus that of its children that have exited and been
+// waited for (cutime+cstime, /proc/<pid>/stat fields 16 and 17).
+func readCPUWithChildren(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read cpu time of pid %d: %w", pid, err)
+	}
+	i := bytes.LastIndexByte(data, ')')
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 15 {
+		return 0, fmt.Errorf("read cpu time of pid %d: short /proc stat line", pid)
+	}
+	var ticks int64
+	for _, s := range f[11:15] {
+		n, _ := strconv.ParseInt(s, 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
+}
+
+// children returns the process ids whose parent is pid (a scan of /proc).
+func children(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		i := bytes.LastIndexByte(data, ')')
+		f := strings.Fields(string(data[i+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// treeCPU is the CPU time of pid and its live children so far, with the
+// children that have already exited (as pid's reaped time).
+func treeCPU(pid int) (time.Duration, error) {
+	total, err := readCPUWithChildren(pid)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range children(pid) {
+		if d, err := readCPU(c); err == nil {
+			total += d
+		}
+	}
+	return total, nil
+}
+
+// readPSS reads Pss and Rss of pid from /proc/<pid>/smaps_rollup, in
+// bytes. Pss (proportional set size) divides each shared page among the
+// processes that map it, so summing it over processes that share memory
+// (PostgreSQL's shared buffers) counts every page once.
+func readPSS(pid int) (pss, rss int64, err error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		switch name {
+		case "Pss":
+			pss = parseKB(value)
+		case "Rss":
+			rss = parseKB(value)
+		}
+	}
+	return pss, rss, nil
+}
+
+// treeSampler samples the summed PSS of a process and its children (the
+// postmaster and PostgreSQL's backends and workers) every interval and
+// keeps the largest sum.
+type treeSampler struct {
+	mu       sync.Mutex
+	maxPSS   int64
+	maxProcs int // processes in the sample of the largest sum
+	samples  int
+	stop     context.CancelFunc
+	done     chan struct{}
+}
+
+// sampleTree starts sampling the tree of pid every interval until Stop.
+func sampleTree(pid int, interval time.Duration) *treeSampler {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &treeSampler{stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			s.sample(pid)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *treeSampler) sample(pid int) {
+	pss, _, err := readPSS(pid)
+	if err != nil {
+		return // the process is gone (or not readable): no sample
+	}
+	procs := 1
+	for _, c := range children(pid) {
+		if p, _, err := readPSS(c); err == nil {
+			pss += p
+			procs++
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.samples++
+	if pss > s.maxPSS {
+		s.maxPSS, s.maxProcs = pss, procs
+	}
+}
+
+// Stop takes one last sample and stops sampling; it returns the largest
+// summed PSS, the number of processes then, and the number of samples.
+func (s *treeSampler) Stop(pid int) (maxPSS int64, procs, samples int) {
+	s.stop()
+	<-s.done
+	s.sample(pid)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxPSS, s.maxProcs, s.samples
+}
+
+// machineCPU returns the CPU time every core has spent busy so far (all of
+// /proc/stat's first line but idle and iowait), summed over the cores.
+func machineCPU() (time.Duration, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("read /proc/stat: %w", err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("read /proc/stat: unexpected first line %q", line)
+	}
+	var busy int64
+	for i, s := range f[1:9] { // user nice system idle iowait irq softirq steal
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, _ := strconv.ParseInt(s, 10, 64)
+		busy += n
+	}
+	return time.Duration(busy) * 10 * time.Millisecond, nil
+}

@@ -21,8 +21,11 @@ type Result struct {
 	LoadBefore    string            `json:"loadavgBefore"`
 	LoadAfter     string            `json:"loadavgAfter"`
 	Config        ConfigSummary     `json:"config"`
+	Store         StoreInfo         `json:"store"`
 	Load          LoadFigures       `json:"load"`
 	Server        ServerFigures     `json:"server"`
+	Postgres      *PostgresFigures  `json:"postgres,omitempty"` // the throwaway cluster's processes
+	MachineCPU    MachineCPU        `json:"machineCpu"`
 	Errors        map[string]int    `json:"errors"`
 	ErrorExamples map[string]string `json:"errorExamples"`
 	Checks        *Checks           `json:"checks"`
@@ -109,20 +112,95 @@ func loadFigures(l *ledger, w *wire, elapsed time.Duration) LoadFigures {
 	return f
 }
 
-// ServerFigures are the server process's resources.
+// ServerFigures are the server processes' resources: with several
+// instances, memory and CPU are summed over them (each one's in Instances).
 type ServerFigures struct {
-	PeakRSS         int64    `json:"peakRssBytes"`       // VmHWM at the end of the load
-	MaxSampledRSS   int64    `json:"maxSampledRssBytes"` // largest VmRSS of the 1 s samples
-	FinalRSS        int64    `json:"finalRssBytes"`      // VmRSS at the end of the load
-	MemSamples      int      `json:"memSamples"`
-	CPUSeconds      float64  `json:"cpuSeconds"` // user+system during the load
-	CPUPercent      float64  `json:"cpuPercent"` // of one core
-	DBBytes         int64    `json:"dbBytes"`    // after the graceful stop
-	WALBytes        int64    `json:"walBytes"`
-	ExitCode        int      `json:"exitCode"`
-	StopError       string   `json:"stopError,omitempty"` // the server did not exit by itself
-	ShutdownSeconds float64  `json:"shutdownSeconds"`
-	LogProblems     []string `json:"logProblems"` // WARN/ERROR lines
+	PeakRSS         int64             `json:"peakRssBytes"`       // VmHWM at the end of the load (summed)
+	MaxSampledRSS   int64             `json:"maxSampledRssBytes"` // largest VmRSS of the 1 s samples (summed)
+	FinalRSS        int64             `json:"finalRssBytes"`      // VmRSS at the end of the load (summed)
+	MemSamples      int               `json:"memSamples"`
+	CPUSeconds      float64           `json:"cpuSeconds"`          // user+system during the load (summed)
+	CPUPercent      float64           `json:"cpuPercent"`          // of one core
+	DBBytes         int64             `json:"dbBytes"`             // after the graceful stop (PostgreSQL: pg_database_size)
+	WALBytes        int64             `json:"walBytes"`            // SQLite's WAL file
+	ExitCode        int               `json:"exitCode"`            // the first non-zero one
+	StopError       string            `json:"stopError,omitempty"` // a server did not exit by itself
+	ShutdownSeconds float64           `json:"shutdownSeconds"`     // the longest
+	LogProblems     []string          `json:"logProblems"`         // WARN/ERROR lines
+	Instances       []InstanceFigures `json:"instances"`
+}
+
+// InstanceFigures are one server process's resources.
+type InstanceFigures struct {
+	Pid             int     `json:"pid"`
+	PeakRSS         int64   `json:"peakRssBytes"`
+	MaxSampledRSS   int64   `json:"maxSampledRssBytes"`
+	FinalRSS        int64   `json:"finalRssBytes"`
+	MemSamples      int     `json:"memSamples"`
+	CPUSeconds      float64 `json:"cpuSeconds"`
+	ExitCode        int     `json:"exitCode"`
+	StopError       string  `json:"stopError,omitempty"`
+	ShutdownSeconds float64 `json:"shutdownSeconds"`
+}
+
+// add counts instance i's figures and log problems in the totals
+// (prefixing the problems with the instance's number when there are
+// several).
+func (s *ServerFigures) add(f InstanceFigures, problems []string, several bool, i int) {
+	s.Instances = append(s.Instances, f)
+	s.PeakRSS += f.PeakRSS
+	s.MaxSampledRSS += f.MaxSampledRSS
+	s.FinalRSS += f.FinalRSS
+	s.MemSamples = max(s.MemSamples, f.MemSamples)
+	s.CPUSeconds += f.CPUSeconds
+	s.ShutdownSeconds = max(s.ShutdownSeconds, f.ShutdownSeconds)
+	if s.ExitCode == 0 {
+		s.ExitCode = f.ExitCode
+	}
+	prefix := ""
+	if several {
+		prefix = fmt.Sprintf("instance %d: ", i+1)
+	}
+	if f.StopError != "" {
+		s.StopError = strings.TrimPrefix(s.StopError+"; "+prefix+f.StopError, "; ")
+	}
+	for _, p := range problems {
+		s.LogProblems = append(s.LogProblems, prefix+p)
+	}
+}
+
+// PostgresFigures are the resources of the PostgreSQL cluster the soak
+// started, all its processes (postmaster, backends, background workers)
+// together.
+type PostgresFigures struct {
+	PeakPSS    int64   `json:"peakPssBytes"` // largest 1 s sample of the processes' summed PSS
+	Processes  int     `json:"processes"`    // processes in that sample
+	MemSamples int     `json:"memSamples"`
+	CPUSeconds float64 `json:"cpuSeconds"` // user+system during the load, exited backends included
+	CPUPercent float64 `json:"cpuPercent"` // of one core
+}
+
+// MachineCPU is where the machine's CPU went during the load, in percent
+// of one core (a 2-core machine has 200): the load generator (this
+// process), the servers, the PostgreSQL cluster the soak started, and
+// every other process (Other: busy minus those, other work on the
+// machine included).
+type MachineCPU struct {
+	Busy      float64 `json:"busyPercent"`
+	Generator float64 `json:"generatorPercent"`
+	Servers   float64 `json:"serversPercent"`
+	Postgres  float64 `json:"postgresPercent"`
+	Other     float64 `json:"otherPercent"`
+}
+
+func machineFigures(elapsed, busy, self time.Duration, serverSeconds float64, pg *PostgresFigures) MachineCPU {
+	s := elapsed.Seconds()
+	m := MachineCPU{Busy: 100 * busy.Seconds() / s, Generator: 100 * self.Seconds() / s, Servers: 100 * serverSeconds / s}
+	if pg != nil {
+		m.Postgres = pg.CPUPercent
+	}
+	m.Other = max(0, m.Busy-m.Generator-m.Servers-m.Postgres)
+	return m
 }
 
 // judge decides whether the run passed and lists why not.
@@ -154,7 +232,7 @@ func (r *Result) judge() {
 			add("records: the model has %d, the database %d, the final pulls %d", c.ExpectedRecords, c.StoreRecords, c.PulledRecords)
 		}
 		if c.Integrity != "ok" {
-			add("PRAGMA integrity_check: %s", c.Integrity)
+			add("%s: %s", c.IntegrityCheck, c.Integrity)
 		}
 		if c.Mismatches > 0 {
 			add("%d records differ from the model: %s", c.Mismatches, strings.Join(c.MismatchExamples, "; "))
@@ -220,6 +298,7 @@ func (r *Result) markdown() string {
 	p("## opfsync-server soak: %s", verdict)
 	p("")
 	p("%s, commit %s%s; %d CPUs (%s), %s %s; load average %s before, %s after.", r.StartedAt, m.Commit, dirty, m.CPUs, m.CPUModel, m.GoVersion, m.OSArch, r.LoadBefore, r.LoadAfter)
+	p("Store: %s.", r.Store.describe())
 	p("%d clients (%d without think time, think %s otherwise, %d%% of the paced ones on /sync/events) of %d users (%d shared records each), %.0f s of load, pull pages of %d, seed %d.",
 		c.Clients, c.Hammer, c.Think, c.EventsPercent, c.Users, c.SharedRecords, c.DurationSec, c.PullLimit, c.Seed)
 	p("")
@@ -232,14 +311,35 @@ func (r *Result) markdown() string {
 	p("| pull latency p50 / p95 / p99 / max | %s |", lat(ld.PullLatency))
 	p("| verdicts | %d applied, %d duplicate, %d rejected (deliberately invalid); %d fields lost to a newer write (LWW) |", ld.Applied, ld.Duplicates, ld.Rejected, ld.LostFields)
 	p("| errors | %s |", errorsCell(r.Errors))
-	p("| server memory | peak RSS (VmHWM) %s, max sampled VmRSS %s, final VmRSS %s (%d samples) |", mib(s.PeakRSS), mib(s.MaxSampledRSS), mib(s.FinalRSS), s.MemSamples)
-	p("| server CPU | %.1f s during the load (%.0f%% of one core) |", s.CPUSeconds, s.CPUPercent)
-	p("| server database | %s (+ WAL %s) after the graceful stop |", mib(s.DBBytes), mib(s.WALBytes))
+	if n := len(s.Instances); n > 1 {
+		p("| server memory (%d processes, summed) | peak RSS (VmHWM) %s (%s), max sampled VmRSS %s, final VmRSS %s (%d samples) |",
+			n, mib(s.PeakRSS), eachMiB(s.Instances), mib(s.MaxSampledRSS), mib(s.FinalRSS), s.MemSamples)
+		p("| server CPU (%d processes, summed) | %.1f s during the load (%.0f%% of one core) |", n, s.CPUSeconds, s.CPUPercent)
+	} else {
+		p("| server memory | peak RSS (VmHWM) %s, max sampled VmRSS %s, final VmRSS %s (%d samples) |", mib(s.PeakRSS), mib(s.MaxSampledRSS), mib(s.FinalRSS), s.MemSamples)
+		p("| server CPU | %.1f s during the load (%.0f%% of one core) |", s.CPUSeconds, s.CPUPercent)
+	}
+	if pg := r.Postgres; pg != nil {
+		p("| PostgreSQL memory | peak of the summed PSS of its %d processes %s (%d samples; PSS counts shared buffers once) |", pg.Processes, mib(pg.PeakPSS), pg.MemSamples)
+		p("| PostgreSQL CPU | %.1f s during the load (%.0f%% of one core) |", pg.CPUSeconds, pg.CPUPercent)
+	}
+	if r.Store.Kind == storePostgres {
+		p("| server database | %s (pg_database_size) after the graceful stop |", mib(s.DBBytes))
+	} else {
+		p("| server database | %s (+ WAL %s) after the graceful stop |", mib(s.DBBytes), mib(s.WALBytes))
+	}
+	mc := r.MachineCPU
+	p("| machine CPU during the load | %.0f%% busy of %d%%: load generator %.0f%%, server%s %.0f%%, PostgreSQL %.0f%%, everything else %.0f%% |",
+		mc.Busy, 100*m.CPUs, mc.Generator, plural(len(s.Instances)), mc.Servers, mc.Postgres, mc.Other)
 	p("| graceful stop | exit %d in %.2f s |", s.ExitCode, s.ShutdownSeconds)
 	if ch := r.Checks; ch != nil {
 		p("| exactly once | %d applied in the database = %d distinct valid ids pushed; %d rejected = %d invalid pushed |", ch.StoreApplied, ch.ExpectedApplied, ch.StoreRejected, ch.ExpectedRejected)
-		p("| integrity_check | %s |", ch.Integrity)
-		p("| final state | %d records (%d fields) pulled from a restarted server, %d differ from the LWW model; two full pulls agree: %v |", ch.PulledRecords, ch.ComparedFields, ch.Mismatches, ch.PullsAgree)
+		p("| integrity | %s: %s |", ch.IntegrityCheck, ch.Integrity)
+		from := "a restarted server"
+		if n := len(s.Instances); n > 1 {
+			from = fmt.Sprintf("%d restarted servers (each user's two pulls from two of them)", n)
+		}
+		p("| final state | %d records (%d fields) pulled from %s, %d differ from the LWW model; two full pulls agree: %v |", ch.PulledRecords, ch.ComparedFields, from, ch.Mismatches, ch.PullsAgree)
 	}
 	p("| total run time | %.0f s |", r.TotalSeconds)
 	if len(r.Failures) > 0 {
@@ -255,6 +355,22 @@ func (r *Result) markdown() string {
 
 func lat(l LatencySummary) string {
 	return fmt.Sprintf("%.1f / %.1f / %.1f / %.0f ms (%d requests)", l.P50, l.P95, l.P99, l.Max, l.Count)
+}
+
+func plural(n int) string {
+	if n > 1 {
+		return "s"
+	}
+	return ""
+}
+
+// eachMiB lists the instances' peak RSS.
+func eachMiB(inst []InstanceFigures) string {
+	parts := make([]string, len(inst))
+	for i, f := range inst {
+		parts[i] = mib(f.PeakRSS)
+	}
+	return strings.Join(parts, " + ")
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

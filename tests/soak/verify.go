@@ -5,13 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
-	"strings"
 
-	"github.com/ncruces/go-sqlite3/driver"
-	"github.com/opfsync/opfsync/internal/serverproc"
 	"github.com/opfsync/opfsync/pkg/protocol"
-	"github.com/opfsync/opfsync/pkg/syncserver"
 )
 
 // Checks are the consistency checks after the load, with what they found.
@@ -24,7 +19,8 @@ type Checks struct {
 	Uncertain         int64    `json:"uncertain"`          // mutations whose push never got an answer
 	ExpectedRecords   int64    `json:"expectedRecords"`    // records in the generator's model
 	StoreRecords      int64    `json:"storeRecords"`       // records in the database
-	Integrity         string   `json:"integrityCheck"`     // PRAGMA integrity_check
+	IntegrityCheck    string   `json:"integrityCheckKind"` // what the integrity check was
+	Integrity         string   `json:"integrityCheck"`     // its answer ("ok" when sound)
 	PulledRecords     int      `json:"finalPullRecords"`   // records in the final pulls of every user
 	ComparedFields    int      `json:"comparedFields"`     // fields compared with the model
 	Mismatches        int      `json:"mismatches"`         // records differing from the model
@@ -34,113 +30,88 @@ type Checks struct {
 	RestartLogProblem []string `json:"restartLogProblems"` // WARN/ERROR lines of the restarted server
 }
 
-// verify checks the stopped server's database against the ledger: the
-// applied and rejected counts (exactly once), PRAGMA integrity_check, and
-// the records a restarted server returns to each user against the model.
-func verify(ctx context.Context, cfg Config, dbPath, logPath string, l *ledger) (*Checks, error) {
+// verify checks the stopped servers' store against the ledger: the applied
+// and rejected counts (exactly once), the store's integrity, and the
+// records restarted servers return to each user against the model. With
+// several instances, all are restarted and each user's two full pulls come
+// from two different ones.
+func verify(ctx context.Context, cfg Config, be *backend, dir, tokens string, l *ledger) (*Checks, error) {
 	c := &Checks{
 		ExpectedApplied:  l.validSent.Load(),
 		AppliedVerdicts:  l.applied.Load(),
 		ExpectedRejected: l.invalidSent.Load(),
 		Uncertain:        l.uncertain.Load(),
+		IntegrityCheck:   be.integrityName(),
 	}
 	for _, u := range l.users {
 		keys, _ := u.snapshot()
 		c.ExpectedRecords += int64(len(keys))
 	}
-	if err := storeStats(ctx, dbPath, c); err != nil {
-		return nil, err
-	}
-	integrity, err := integrityCheck(ctx, dbPath)
+	st, err := be.stats(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c.Integrity = integrity
-	srv, err := serverproc.Start(ctx, cfg.Server, logPath, "-addr", "127.0.0.1:0", "-db", dbPath, "-tokens", filepath.Join(filepath.Dir(dbPath), "tokens.json"))
+	c.StoreApplied, c.StoreRejected, c.StoreRecords = st.Applied, st.Rejected, st.Records
+	if c.Integrity, err = be.integrity(ctx); err != nil {
+		return nil, err
+	}
+	srvs, err := startServers(ctx, cfg, be, dir, tokens)
 	if err != nil {
 		return nil, fmt.Errorf("restart the server: %w", err)
 	}
-	w := newWire(srv.URL, 8)
-	defer w.close()
+	stopAll := func() {
+		for _, s := range srvs {
+			s.Stop(shutdownWait)
+		}
+	}
+	wires := make([]*wire, len(srvs))
+	for i, s := range srvs {
+		wires[i] = newWire(s.URL, 8)
+		defer wires[i].close()
+	}
 	c.PullsAgree = true
-	for _, u := range l.users {
-		if err := c.compareUser(ctx, w, u); err != nil {
-			srv.Stop(shutdownWait)
+	for i, u := range l.users {
+		if err := c.compareUser(ctx, wires[i%len(wires)], wires[(i+1)%len(wires)], u); err != nil {
+			stopAll()
 			return nil, err
 		}
 	}
-	code, _, err := srv.Stop(shutdownWait)
-	if err != nil {
-		return nil, fmt.Errorf("stop the restarted server: %w", err)
-	}
-	c.RestartExitCode, c.RestartLogProblem = code, srv.Problems()
-	return c, nil
-}
-
-// storeStats fills the database's counts through the server's own store
-// API.
-func storeStats(ctx context.Context, dbPath string, c *Checks) error {
-	store, err := syncserver.OpenSQLite(ctx, dbPath)
-	if err != nil {
-		return fmt.Errorf("open the server database: %w", err)
-	}
-	defer store.Close()
-	st, err := store.Stats(ctx, "")
-	if err != nil {
-		return fmt.Errorf("count the server database: %w", err)
-	}
-	c.StoreApplied, c.StoreRejected, c.StoreRecords = st.Applied, st.Rejected, st.Records
-	return nil
-}
-
-// integrityCheck runs PRAGMA integrity_check on a read-only connection and
-// returns its answer ("ok" when the file is sound).
-func integrityCheck(ctx context.Context, dbPath string) (string, error) {
-	abs, err := filepath.Abs(dbPath)
-	if err != nil {
-		return "", fmt.Errorf("integrity check: %w", err)
-	}
-	db, err := driver.Open("file:" + filepath.ToSlash(abs) + "?mode=ro")
-	if err != nil {
-		return "", fmt.Errorf("integrity check: open %s: %w", dbPath, err)
-	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, "PRAGMA integrity_check")
-	if err != nil {
-		return "", fmt.Errorf("integrity check: %w", err)
-	}
-	defer rows.Close()
-	var lines []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return "", fmt.Errorf("integrity check: %w", err)
+	for i, s := range srvs {
+		code, _, err := s.Stop(shutdownWait)
+		if err != nil {
+			return nil, fmt.Errorf("stop the restarted server: %w", err)
 		}
-		lines = append(lines, s)
+		if c.RestartExitCode == 0 {
+			c.RestartExitCode = code
+		}
+		for _, p := range s.Problems() {
+			if len(srvs) > 1 {
+				p = fmt.Sprintf("instance %d: %s", i+1, p)
+			}
+			c.RestartLogProblem = append(c.RestartLogProblem, p)
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return "", fmt.Errorf("integrity check: %w", err)
-	}
-	return strings.Join(lines, "; "), nil
+	return c, nil
 }
 
 // maxExamples bounds the mismatches described in the report.
 const maxExamples = 10
 
-// compareUser pulls everything of u twice from the restarted server (pages
-// of 1000, then of 10000) and compares both with the model.
-func (c *Checks) compareUser(ctx context.Context, w *wire, u *userModel) error {
-	first, err := fullPull(ctx, w, u.Token, protocol.DefaultPullLimit)
+// compareUser pulls everything of u twice from the restarted servers
+// (pages of 1000 from w1, then of 10000 from w2) and compares both with the
+// model.
+func (c *Checks) compareUser(ctx context.Context, w1, w2 *wire, u *userModel) error {
+	first, err := fullPull(ctx, w1, u.Token, protocol.DefaultPullLimit)
 	if err != nil {
 		return fmt.Errorf("final pull of %s: %w", u.Name, err)
 	}
-	second, err := fullPull(ctx, w, u.Token, protocol.MaxPullLimit)
+	second, err := fullPull(ctx, w2, u.Token, protocol.MaxPullLimit)
 	if err != nil {
 		return fmt.Errorf("second final pull of %s: %w", u.Name, err)
 	}
 	if !samePull(first, second) {
 		c.PullsAgree = false
-		c.mismatch("%s: two full pulls of the restarted server differ (%d and %d records)", u.Name, len(first), len(second))
+		c.mismatch("%s: two full pulls of the restarted servers differ (%d and %d records)", u.Name, len(first), len(second))
 	}
 	c.PulledRecords += len(first)
 	keys, want := u.snapshot()

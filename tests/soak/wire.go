@@ -16,9 +16,9 @@ import (
 	"github.com/opfsync/opfsync/pkg/protocol"
 )
 
-// wire speaks the sync protocol to one server for every simulated client:
-// one shared http.Client (one connection pool), latency recorded per
-// request.
+// wire speaks the sync protocol to one server for every simulated client
+// of it: one shared http.Client (one connection pool), latency recorded per
+// request (in records shared by the wires to every instance).
 type wire struct {
 	base    string       // server origin
 	http    *http.Client // pushes and pulls (with a timeout)
@@ -49,6 +49,14 @@ func newWire(base string, maxConns int) *wire {
 		pushLat: &latencies{},
 		pullLat: &latencies{},
 	}
+}
+
+// sibling returns a wire to another server (another instance on the same
+// store) with a connection pool of its own and the same latency records.
+func (w *wire) sibling(base string, maxConns int) *wire {
+	s := newWire(base, maxConns)
+	s.pushLat, s.pullLat = w.pushLat, w.pullLat
+	return s
 }
 
 // close drops the pool's idle connections.
