@@ -26,6 +26,26 @@ import (
 // same state, equal to the server's; every mutation made was applied
 // exactly once; every outbox is empty.
 func TestConvergenceThroughFaultsAndARestart(t *testing.T) {
+	srv := startServer(t, nil)
+	testConvergence(t, convergenceServers{
+		urls:     []func() string{srv.URL},
+		restart:  srv.restart,
+		restarts: func() int { return srv.restarts },
+		store:    func() syncserver.Store { return srv.store },
+	})
+}
+
+// convergenceServers is what the convergence scenario runs against: one
+// server, or several instances of it sharing one database.
+type convergenceServers struct {
+	urls     []func() string         // the instances: engine i talks to urls[i%len(urls)]
+	restart  func()                  // half way: restart the server (every instance)
+	restarts func() int              // how many restarts there were
+	store    func() syncserver.Store // after the drain: the store, for the exactly-once check
+}
+
+// testConvergence runs the convergence scenario against servers.
+func testConvergence(t *testing.T, servers convergenceServers) {
 	const engines = 4
 	duration := 8 * time.Second
 	if testing.Short() {
@@ -38,11 +58,10 @@ func TestConvergenceThroughFaultsAndARestart(t *testing.T) {
 	t.Logf("seed %d (rerun with OPFSYNC_E2E_SEED=%d)", seed, seed)
 	start := time.Now()
 
-	srv := startServer(t, nil)
 	var proxies []*faultProxy
 	var clients []*client
 	for i := range engines {
-		p := newFaultProxy(seed+uint64(i), srv.URL)
+		p := newFaultProxy(seed+uint64(i), servers.urls[i%len(servers.urls)])
 		t.Cleanup(p.Close)
 		proxies = append(proxies, p)
 		clients = append(clients, newClient(t, fmt.Sprintf("engine%d", i), p.URL()))
@@ -116,7 +135,7 @@ func TestConvergenceThroughFaultsAndARestart(t *testing.T) {
 		}()
 	}
 	time.Sleep(duration / 2)
-	srv.restart()
+	servers.restart()
 	time.Sleep(duration / 2)
 	close(stop)
 	workers.Wait()
@@ -140,10 +159,14 @@ func TestConvergenceThroughFaultsAndARestart(t *testing.T) {
 			t.Fatalf("%s differs from %s:\n%s\n%s", c.name, clients[0].name, got, want)
 		}
 	}
-	// And holds exactly the server's records, field by field with stamps.
-	server := equalToServer(t, clients, srv.URL())
+	// And holds exactly the server's records, field by field with stamps
+	// (as every instance serves them).
+	var server []protocol.RecordState
+	for _, url := range servers.urls {
+		server = equalToServer(t, clients, url())
+	}
 	// Every mutation made was applied, exactly once, and nothing else was.
-	appliedOnce(t, srv.store, made)
+	appliedOnce(t, servers.store(), made)
 	faults := map[string]int{}
 	total := 0
 	for _, p := range proxies {
@@ -152,8 +175,8 @@ func TestConvergenceThroughFaultsAndARestart(t *testing.T) {
 			total += v
 		}
 	}
-	t.Logf("converged: %d engines, %d operations %v (%d mutations), %d server restart(s), %d faults injected %v, %d records, %.1f s",
-		engines, len(made), ops, len(made), srv.restarts, total, faults, len(server), time.Since(start).Seconds())
+	t.Logf("converged: %d engines on %d server instance(s), %d operations %v (%d mutations), %d server restart(s), %d faults injected %v, %d records, %.1f s",
+		engines, len(servers.urls), len(made), ops, len(made), servers.restarts(), total, faults, len(server), time.Since(start).Seconds())
 	if total == 0 || faults["response dropped after the server applied"] == 0 || faults["request duplicated"] == 0 || faults["request cut mid-body"] == 0 {
 		t.Fatalf("the proxies injected too few faults to mean anything: %v", faults)
 	}
@@ -204,7 +227,7 @@ func equalToServer(t *testing.T, clients []*client, url string) []protocol.Recor
 
 // appliedOnce checks that the server applied exactly the mutations made
 // (one "applied" verdict each), rejected none and applied nothing else.
-func appliedOnce(t *testing.T, store *syncserver.SQLiteStore, made []string) {
+func appliedOnce(t *testing.T, store syncserver.Store, made []string) {
 	t.Helper()
 	ctx := context.Background()
 	stats, err := store.Stats(ctx, "dev")
@@ -231,6 +254,14 @@ func appliedOnce(t *testing.T, store *syncserver.SQLiteStore, made []string) {
 // url.
 func serverRecords(t *testing.T, url string) []protocol.RecordState {
 	t.Helper()
+	recs, _ := serverPull(t, url)
+	return recs
+}
+
+// serverPull pulls every record of user dev straight from the server at
+// url, and returns them and the last page's cursor.
+func serverPull(t *testing.T, url string) ([]protocol.RecordState, string) {
+	t.Helper()
 	var out []protocol.RecordState
 	cursor := ""
 	for {
@@ -249,7 +280,7 @@ func serverRecords(t *testing.T, url string) []protocol.RecordState {
 		out = append(out, page.Changes...)
 		cursor = page.Cursor
 		if !page.HasMore {
-			return out
+			return out, cursor
 		}
 	}
 }

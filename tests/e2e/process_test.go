@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opfsync/opfsync/internal/pgtest"
 	"github.com/opfsync/opfsync/internal/serverproc"
 )
 
@@ -41,9 +42,10 @@ func buildServerBinary(t testing.TB) string {
 	return serverBin
 }
 
-// TestMain removes the built server binary after the package's tests.
+// TestMain stops the throwaway PostgreSQL cluster (pgtest) and removes the
+// built server binary after the package's tests.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Main(m)
 	if serverBin != "" {
 		os.RemoveAll(filepath.Dir(serverBin))
 	}
@@ -51,12 +53,14 @@ func TestMain(m *testing.M) {
 }
 
 // processServer is the opfsync-server binary running as its own process on
-// a fixed loopback port and database file, so it can be SIGKILLed and
+// a fixed loopback port and store (a database file, or a PostgreSQL
+// database that several instances share), so it can be SIGKILLed and
 // started again at the same URL, as a crashing host would.
 type processServer struct {
 	t        testing.TB
 	bin      string
-	db       string
+	db       string   // the SQLite file; "" on PostgreSQL
+	store    []string // the store's flags: -db FILE or -postgres URL
 	log      string
 	addr     string
 	proc     *serverproc.Proc
@@ -64,7 +68,23 @@ type processServer struct {
 	problems []string // the WARN and ERROR lines of every run
 }
 
+// startProcessServer runs the binary on a SQLite file of its own.
 func startProcessServer(t testing.TB) *processServer {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "server.db")
+	s := launchProcessServer(t, "-db", db)
+	s.db = db
+	return s
+}
+
+// startPostgresInstance runs the binary as one of the server instances that
+// share the PostgreSQL database at url.
+func startPostgresInstance(t testing.TB, url string) *processServer {
+	t.Helper()
+	return launchProcessServer(t, "-postgres", url)
+}
+
+func launchProcessServer(t testing.TB, store ...string) *processServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -72,8 +92,7 @@ func startProcessServer(t testing.TB) *processServer {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	dir := t.TempDir()
-	s := &processServer{t: t, bin: buildServerBinary(t), db: filepath.Join(dir, "server.db"), log: filepath.Join(dir, "server.log"), addr: addr}
+	s := &processServer{t: t, bin: buildServerBinary(t), store: store, log: filepath.Join(t.TempDir(), "server.log"), addr: addr}
 	s.start()
 	t.Cleanup(func() {
 		s.kill()
@@ -91,7 +110,8 @@ func (s *processServer) URL() string { return "http://" + s.addr }
 func (s *processServer) start() {
 	s.t.Helper()
 	for attempt := 0; ; attempt++ {
-		p, err := serverproc.Start(context.Background(), s.bin, s.log, "-addr", s.addr, "-db", s.db, "-token", devToken)
+		args := append([]string{"-addr", s.addr, "-token", devToken}, s.store...)
+		p, err := serverproc.Start(context.Background(), s.bin, s.log, args...)
 		if err == nil {
 			s.proc = p
 			s.starts++
@@ -103,6 +123,10 @@ func (s *processServer) start() {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// running reports whether the process is up (started and not killed or
+// stopped since).
+func (s *processServer) running() bool { return s.proc != nil }
 
 // kill SIGKILLs the server: no shutdown, no flush, open transactions cut.
 func (s *processServer) kill() {
