@@ -58,11 +58,14 @@ vet:
 	$(GO) vet ./...
 	GOOS=js GOARCH=wasm $(GO) vet ./wasm ./pkg/...
 
+# The server's tests run once on each store: SQLite (the default of
+# ./...) and PostgreSQL (a throwaway cluster that internal/pgtest starts).
 # The long-offline backlog test again without -race: under the race
 # detector (10x slower on the translated SQLite) it runs a smaller backlog
 # and does not judge the heap.
 test-go:
 	$(GO) test -race -count=1 ./...
+	OPFSYNC_TEST_STORE=postgres $(GO) test -race -count=1 ./pkg/syncserver
 	$(GO) test -count=1 -run='^TestLongOfflineBacklogSyncsInBoundedBatches$$' ./tests/e2e
 
 # The engine is platform-neutral: its own tests must also pass when compiled

@@ -33,7 +33,14 @@ func buildServer(t *testing.T) string {
 // (read from the "listening" log line) and a channel of its log lines.
 func startServer(t *testing.T, bin string, args ...string) (*exec.Cmd, string, <-chan string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	cmd, url, lines, _ := startServerCmd(t, exec.Command(bin, args...))
+	return cmd, url, lines
+}
+
+// startServerCmd is startServer for a prepared command (its environment
+// set, say); it also returns the log lines up to the "listening" one.
+func startServerCmd(t *testing.T, cmd *exec.Cmd) (*exec.Cmd, string, <-chan string, []string) {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -52,17 +59,19 @@ func startServer(t *testing.T, bin string, args ...string) (*exec.Cmd, string, <
 	}()
 	urlRE := regexp.MustCompile(`msg="opfsync-server listening" addr=127\.0\.0\.1:(\d+) url=(http://127\.0\.0\.1:\d+)`)
 	timeout := time.After(10 * time.Second)
+	var earlier []string
 	for {
 		select {
 		case line, ok := <-lines:
 			if !ok {
-				t.Fatal("server exited before listening")
+				t.Fatalf("server exited before listening:\n%s", strings.Join(earlier, "\n"))
 			}
+			earlier = append(earlier, line)
 			if m := urlRE.FindStringSubmatch(line); m != nil {
 				if m[1] == "0" {
 					t.Fatalf("logged port 0: %s", line)
 				}
-				return cmd, m[2], lines
+				return cmd, m[2], lines, earlier
 			}
 		case <-timeout:
 			t.Fatal("no listening line within 10 s")

@@ -79,7 +79,7 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 	t.Logf("cut off after %d of %d body bytes", sent.Load(), len(body))
 
 	// Nothing was written, and a normal client is served.
-	st, err := store.(*syncserver.SQLiteStore).Stats(context.Background(), "")
+	st, err := store.Stats(context.Background(), "")
 	if err != nil || st != (syncserver.Stats{}) {
 		t.Errorf("stats %+v %v", st, err)
 	}

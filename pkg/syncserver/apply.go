@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/opfsync/opfsync/pkg/protocol"
@@ -72,6 +73,14 @@ func (h *Handler) refusals(ctx context.Context, user string, muts []protocol.Mut
 	return out
 }
 
+// storable is s as a verdict row keeps it: at most n bytes, and NUL
+// (which a refused mutation's names may hold, and which PostgreSQL text
+// cannot) replaced with U+FFFD, so both stores keep the same text and a
+// retried mutation gets the same answer.
+func storable(s string, n int) string {
+	return strings.ReplaceAll(clip(s, n), "\x00", "\uFFFD")
+}
+
 // applyOne gives m its verdict inside tx: the stored one when m's id was
 // seen before (nothing changes), else a stored rejection when refusal is
 // set or the merge would break a record limit, else the merge of m's fields
@@ -100,11 +109,12 @@ func (h *Handler) applyOne(tx Tx, clientID string, m *protocol.Mutation, refusal
 		MutationID: m.MutationID,
 		Status:     protocol.StatusApplied,
 		ClientID:   clientID,
-		Collection: clip(m.Collection, maxStoredName),
-		RecordID:   clip(m.ID, maxStoredName),
+		Collection: storable(m.Collection, maxStoredName),
+		RecordID:   storable(m.ID, maxStoredName),
 		At:         now,
 	}
 	if refusal != nil {
+		refusal = &protocol.ErrorBody{Code: refusal.Code, Message: storable(refusal.Message, maxPolicyMessage)}
 		v.Status, v.Error = protocol.StatusRejected, refusal
 		res = rejected(m.MutationID, refusal)
 	} else {

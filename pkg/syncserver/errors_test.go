@@ -206,7 +206,8 @@ func TestInternalErrorsSayNothing(t *testing.T) {
 			t.Errorf("%s %s: %d %s, want 500 %s", rq.method, rq.path, resp.status, resp.body, internalErrorBody)
 		}
 	}
-	if !strings.Contains(s.logs.String(), "database is closed") {
+	cause := map[string]string{"sqlite": "database is closed", "postgres": "closed pool"}[testStoreKind]
+	if !strings.Contains(s.logs.String(), cause) {
 		t.Errorf("the cause is not in the log:\n%s", s.logs.String())
 	}
 }

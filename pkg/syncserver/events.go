@@ -15,7 +15,8 @@ const eventWriteTimeout = 30 * time.Second
 
 // serveEvents answers GET /sync/events?clientId=X with a server-sent event
 // stream: a poke with the user's newest cursor at once, then one after each
-// commit that changed the user's data (unless client X made it), and a
+// commit that changed the user's data (unless client X made it; a poke
+// always carries a cursor newer than the stream's last one), and a
 // ": ping" comment line every PingInterval. It ends when the client goes
 // away or CloseStreams is called.
 func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, user string) {
@@ -69,12 +70,17 @@ func (h *Handler) serveEvents(w http.ResponseWriter, r *http.Request, user strin
 		case <-h.hub.done:
 			return
 		case <-sub.wake:
-			if head, err = h.opts.Store.Head(r.Context(), user); err != nil {
+			newest, err := h.opts.Store.Head(r.Context(), user)
+			if err != nil {
 				if r.Context().Err() == nil {
 					h.log.Error("event stream: read newest cursor", "user", user, "err", err)
 				}
 				return // the client reconnects and gets a fresh poke
 			}
+			if newest == head {
+				continue // a wake-up with nothing new (e.g. after a shared store's feed reconnected)
+			}
+			head = newest
 			if !s.poke(head) {
 				return
 			}

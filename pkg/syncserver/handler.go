@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/opfsync/opfsync/pkg/protocol"
 )
@@ -21,6 +23,7 @@ type Handler struct {
 	opts  Options
 	log   *slog.Logger
 	clock *protocol.Clock // server stamps for clamped mutations
+	node  string          // the clock's node id
 	hub   *hub
 
 	stopFollow context.CancelFunc // ends SharedStore.Follow; nil for other stores
@@ -43,8 +46,14 @@ var routes = map[string]route{
 	protocol.PathHealthz: {methods: []string{http.MethodGet, http.MethodHead}, serve: (*Handler).serveHealthz},
 }
 
+// followStartTimeout bounds how long New waits for a SharedStore's change
+// feed to start listening.
+const followStartTimeout = 10 * time.Second
+
 // New returns a Handler for opts. It fails when opts.Store or opts.Auth is
-// missing.
+// missing. When opts.Store is a SharedStore, New starts following its
+// announcements (until CloseStreams) and waits, up to followStartTimeout,
+// until it listens.
 func New(opts Options) (*Handler, error) {
 	if opts.Store == nil {
 		return nil, errors.New("syncserver: Options.Store is required")
@@ -60,8 +69,23 @@ func New(opts Options) (*Handler, error) {
 		node = serverNode + ":" + randomHex(6)
 		ctx, stop := context.WithCancel(context.Background())
 		h.stopFollow = stop
-		go shared.Follow(ctx, h.log, h.hub.poke, h.hub.pokeAll)
+		listening := make(chan struct{})
+		var once sync.Once
+		wakeAll := func() {
+			once.Do(func() { close(listening) })
+			h.hub.pokeAll()
+		}
+		go shared.Follow(ctx, h.log, h.hub.poke, wakeAll)
+		// Streams opened before the feed listens could miss a change made
+		// through another instance: wait for it (a first wakeAll).
+		select {
+		case <-listening:
+		case <-time.After(followStartTimeout):
+			h.log.Warn("the shared store's change feed is not listening yet; streams may miss changes until it does",
+				"waited", followStartTimeout)
+		}
 	}
+	h.node = node
 	h.clock = protocol.NewClock(node, func() int64 { return h.opts.now().UnixMilli() })
 	return h, nil
 }

@@ -2,6 +2,7 @@ package syncserver
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -17,8 +19,41 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opfsync/opfsync/internal/pgtest"
 	"github.com/opfsync/opfsync/pkg/protocol"
 )
+
+// testStoreKind is the store the server tests run on: "sqlite" (the
+// default) or "postgres", from $OPFSYNC_TEST_STORE. make test runs the
+// package once with each.
+var testStoreKind = cmp.Or(os.Getenv("OPFSYNC_TEST_STORE"), "sqlite")
+
+func TestMain(m *testing.M) {
+	if testStoreKind != "sqlite" && testStoreKind != "postgres" {
+		fmt.Fprintf(os.Stderr, "OPFSYNC_TEST_STORE=%q: want sqlite or postgres\n", testStoreKind)
+		os.Exit(2)
+	}
+	os.Exit(pgtest.Main(m))
+}
+
+// newTestDatabase makes an empty database of testStoreKind for t and
+// returns where it is: a file path or a PostgreSQL URL.
+func newTestDatabase(t *testing.T) string {
+	t.Helper()
+	if testStoreKind == "postgres" {
+		return pgtest.Database(t)
+	}
+	return filepath.Join(t.TempDir(), "server.db")
+}
+
+// openTestDatabase opens the store of kind at where (from
+// newTestDatabase).
+func openTestDatabase(kind, where string) (Store, error) {
+	if kind == "postgres" {
+		return OpenPostgres(context.Background(), where)
+	}
+	return OpenSQLite(context.Background(), where)
+}
 
 // Test tokens: two users.
 const (
@@ -28,13 +63,15 @@ const (
 	userB = "bob"
 )
 
-// testServer is a Handler on a real SQLite store in a temp dir, behind a
-// real loopback HTTP server.
+// testServer is a Handler on a real store (testStoreKind: a SQLite file
+// in a temp dir, or a fresh database on a throwaway PostgreSQL cluster),
+// behind a real loopback HTTP server.
 type testServer struct {
 	t      *testing.T
-	dbPath string
+	kind   string // "sqlite" or "postgres"
+	dbPath string // the SQLite file or the PostgreSQL URL
 	opts   Options
-	store  *SQLiteStore
+	store  Store
 	h      *Handler
 	srv    *httptest.Server
 	URL    string
@@ -64,7 +101,14 @@ func (b *syncBuffer) String() string {
 // http.Server (before it starts).
 func newTestServer(t *testing.T, tune func(*Options), configure func(*http.Server)) *testServer {
 	t.Helper()
-	s := &testServer{t: t, dbPath: filepath.Join(t.TempDir(), "server.db"), logs: &syncBuffer{}}
+	return newTestServerOn(t, testStoreKind, newTestDatabase(t), tune, configure)
+}
+
+// newTestServerOn starts a server on the store of kind at where (a second
+// instance on the same PostgreSQL database, say).
+func newTestServerOn(t *testing.T, kind, where string, tune func(*Options), configure func(*http.Server)) *testServer {
+	t.Helper()
+	s := &testServer{t: t, kind: kind, dbPath: where, logs: &syncBuffer{}}
 	s.opts = Options{
 		Auth:   Tokens{tokA: userA, tokB: userB},
 		Logger: slog.New(slog.NewTextHandler(s.logs, nil)),
@@ -80,7 +124,7 @@ func newTestServer(t *testing.T, tune func(*Options), configure func(*http.Serve
 // start opens the store and starts the HTTP server.
 func (s *testServer) start(configure func(*http.Server)) {
 	s.t.Helper()
-	store, err := OpenSQLite(context.Background(), s.dbPath)
+	store, err := openTestDatabase(s.kind, s.dbPath)
 	if err != nil {
 		s.t.Fatalf("open store: %v", err)
 	}
@@ -113,7 +157,7 @@ func (s *testServer) stop() {
 }
 
 // restart stops everything and starts a new server on the same database
-// file (a new URL).
+// (a new URL).
 func (s *testServer) restart() {
 	s.t.Helper()
 	s.stop()

@@ -31,7 +31,7 @@ import (
 // internalMarkers must never appear in an error answer: they would be
 // internal detail (store, Go errors and types, paths, stacks).
 var internalMarkers = []string{
-	"sqlite", "SQLITE", "database", "/tmp", ".go:", "goroutine", "panic", "runtime",
+	"sqlite", "SQLITE", "postgres", "pgx", "SQLSTATE", "database", "/tmp", ".go:", "goroutine", "panic", "runtime",
 	"json: ", "Go value", "Go struct", "protocol.", "syncserver", "%!", "0x",
 }
 

@@ -16,7 +16,7 @@ import (
 // before it. The commit is durable when PostgreSQL's synchronous_commit is
 // on (its default).
 func (s *PostgresStore) Update(ctx context.Context, user string, fn func(Tx) error) error {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres update: begin: %w", err)
 	}
@@ -42,6 +42,21 @@ func (s *PostgresStore) Update(ctx context.Context, user string, fn func(Tx) err
 		return fmt.Errorf("postgres update: commit: %w", err)
 	}
 	return nil
+}
+
+// begin starts a READ COMMITTED transaction. A pooled connection that the
+// database ended (a restart, a failover, an administrator) fails on its
+// first use and leaves the pool; BEGIN has no effect of its own, so begin
+// tries again, once more than the pool has connections, unless ctx ended.
+func (s *PostgresStore) begin(ctx context.Context) (pgx.Tx, error) {
+	var err error
+	for range s.pool.Config().MaxConns + 1 {
+		var tx pgx.Tx
+		if tx, err = s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}); err == nil || ctx.Err() != nil || s.closed.Err() != nil {
+			return tx, err
+		}
+	}
+	return nil, err
 }
 
 // postgresTx is a Tx on one user's rows inside a PostgreSQL transaction

@@ -196,10 +196,10 @@ func TestPushClampsFutureStamps(t *testing.T) {
 	if value(r, "title") != `"second"` {
 		t.Errorf("the later clamped mutation lost: %+v", r.Fields)
 	}
-	if st.Node != serverNode || st.Wall < now-1000 || st.Wall > time.Now().UnixMilli()+1000 {
+	if st.Node != s.h.node || st.Wall < now-1000 || st.Wall > time.Now().UnixMilli()+1000 {
 		t.Errorf("clamped stamp %v, want a server stamp within a second of %d", st, now)
 	}
-	if first := res.Results[0].Record.Fields["title"].HLC; !st.After(first) || first.Node != serverNode {
+	if first := res.Results[0].Record.Fields["title"].HLC; !st.After(first) || first.Node != s.h.node {
 		t.Errorf("clamped stamps out of order: %v then %v", first, st)
 	}
 	if got := res.Results[2].Record.Fields["title"].HLC; got != withinSkew {

@@ -78,6 +78,21 @@ func TestSQLiteRefusesNewerSchema(t *testing.T) {
 
 func TestSQLiteUpdateRollsBack(t *testing.T) {
 	s := openTestStore(t, filepath.Join(t.TempDir(), "s.db"))
+	testUpdateRollsBack(t, s)
+	// A cancelled context does not wait for the writer slot.
+	s.write <- struct{}{}
+	cctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Update(cctx, "u", func(Tx) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Errorf("Update with a cancelled context: %v", err)
+	}
+	<-s.write
+}
+
+// testUpdateRollsBack checks, on an empty store, that an Update whose fn
+// fails or panics leaves nothing behind (and gives out no position), and
+// that a transaction reads its own writes.
+func testUpdateRollsBack(t *testing.T, s Store) {
 	ctx := context.Background()
 	boom := errors.New("boom")
 	err := s.Update(ctx, "u", func(tx Tx) error {
@@ -119,17 +134,18 @@ func TestSQLiteUpdateRollsBack(t *testing.T) {
 	if st, _ := s.Stats(ctx, ""); st.Records != 0 {
 		t.Fatalf("panicking update left %+v", st)
 	}
-	// A cancelled context does not wait for the writer slot.
-	s.write <- struct{}{}
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := s.Update(cctx, "u", func(Tx) error { return nil }); !errors.Is(err, context.Canceled) {
-		t.Errorf("Update with a cancelled context: %v", err)
+	// The rolled-back saves gave out no position that a later one skips.
+	var pos int64
+	if err := s.Update(ctx, "u", func(tx Tx) error {
+		var err error
+		pos, err = tx.SaveRecord("c", "r", protocol.Fields{})
+		return err
+	}); err != nil || pos != 1 {
+		t.Fatalf("first kept save got position %d (%v), want 1", pos, err)
 	}
-	<-s.write
 }
 
-func TestSQLiteConcurrentPushes(t *testing.T) {
+func TestConcurrentPushes(t *testing.T) {
 	s := newTestServer(t, nil, nil)
 	const clients, batches, perBatch = 6, 5, 8
 	var wg sync.WaitGroup
