@@ -68,7 +68,8 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&c.signingKeyFile, "signing-key-file", "", "file holding the key (at least 32 bytes, e.g. openssl rand -hex 32) that signed, expiring\n"+
 		"tokens are checked with (make them with: opfsync-server issue-token)")
 	fs.Usage = func() {
-		fmt.Fprintf(out, "usage: opfsync-server [flags]\n       opfsync-server issue-token -signing-key-file F -user U [-ttl 24h]\n\nflags:\n")
+		fmt.Fprintf(out, "usage: opfsync-server [flags]\n       opfsync-server issue-token -signing-key-file F -user U [-ttl 24h]\n"+
+			"       opfsync-server copy-to-postgres -db F -postgres URL\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -86,3 +86,40 @@ func TestServerRunsOnPostgres(t *testing.T) {
 	}
 	t.Logf("unreachable database refused in %v", time.Since(start).Round(time.Millisecond))
 }
+
+// TestCopyToPostgresCommand moves a SQLite server's data to PostgreSQL
+// with the binary, then serves it from there.
+func TestCopyToPostgresCommand(t *testing.T) {
+	bin := buildServer(t)
+	db := t.TempDir() + "/old.db"
+	cmd, url, _ := startServer(t, bin, "-addr", "127.0.0.1:0", "-db", db, "-token", "tok")
+	body := `{"clientId":"c1","mutations":[{"mutationId":"m1","collection":"todos","id":"t1","op":"put",` +
+		`"hlc":"` + protocol.HLC{Wall: time.Now().UnixMilli(), Node: "c1"}.String() + `","origin":"user","fields":{"_deleted":false,"title":"moved"}}]}`
+	req, _ := http.NewRequest(http.MethodPost, url+protocol.PathPush, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer tok")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("push: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	_ = cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Wait()
+
+	pg := pgtest.Database(t)
+	if out, err := exec.Command(bin, "copy-to-postgres", "-db", db).CombinedOutput(); err == nil || !strings.Contains(string(out), "required") {
+		t.Fatalf("without -postgres: %v %s", err, out)
+	}
+	out, err := exec.Command(bin, "copy-to-postgres", "-db", db, "-postgres", pg).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "1 records, 1 applied") {
+		t.Fatalf("copy: %v %s", err, out)
+	}
+	out, err = exec.Command(bin, "copy-to-postgres", "-db", db, "-postgres", pg).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "already holds opfsync data") {
+		t.Fatalf("second copy: %v %s", err, out)
+	}
+	_, url, _ = startServer(t, bin, "-addr", "127.0.0.1:0", "-postgres", pg, "-token", "tok")
+	if resp, out := get(t, url+protocol.PathPull, "tok"); resp.StatusCode != 200 || !strings.Contains(string(out), "moved") {
+		t.Fatalf("pull after the move: %d %s", resp.StatusCode, out)
+	}
+}

@@ -39,6 +39,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "issue-token" {
 		return issueToken(args[1:], time.Now(), stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "copy-to-postgres" {
+		return copyToPostgres(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
