@@ -247,13 +247,8 @@ func runAs(dir string) (*user.User, error) {
 // command runs name as u (nil: the current user).
 func command(u *user.User, name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
-	// A test binary that dies without Stop (killed, timed out) takes its
-	// cluster with it: SIGQUIT is PostgreSQL's immediate shutdown.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGQUIT}
+	cmd.SysProcAttr = processAttrs(u)
 	if u != nil {
-		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 		cmd.Env = append(os.Environ(), "HOME="+u.HomeDir)
 	}
 	cmd.Dir = os.TempDir()
