@@ -234,6 +234,7 @@ export class Link {
   #name;
   #openArgsJson;
   #sync;
+  #openedOffline = false; // the last open message said the page was offline
   #hooks;
   #onEvent;
   #onReroute;
@@ -453,7 +454,9 @@ export class Link {
     this.#storage = opened.storage || this.#storage;
     this.#status = { ...this.#status, ...(opened.status || {}) };
     this.#post({ type: 'leader', session: this.#session, status: this.#status, storage: this.#storage });
-    if (typeof navigator !== 'undefined' && navigator.onLine === false) this.#sendOnline();
+    // Offline now, or opened offline (the network may have come back while
+    // opening, before anyone listened): tell the engine the current state.
+    if (typeof navigator !== 'undefined' && (navigator.onLine === false || this.#openedOffline)) this.#sendOnline();
     this.#onEvent('status', this.#status);
     this.#rerouteAll();
     return true;
@@ -468,7 +471,7 @@ export class Link {
         this.#engine = engine;
       }
       try {
-        return await this.#engine.call('open', this.#openArgsJson);
+        return await this.#engine.call('open', this.#openArgs());
       } catch (err) {
         // The database is still held: by the page that just reloaded, or
         // by the worker of a leader that died (its access handles take a
@@ -484,6 +487,17 @@ export class Link {
         throw err;
       }
     }
+  }
+
+  // The open message: with sync, it says whether the page is offline now, so
+  // the engine's first push or pull waits for the network instead of trying.
+  #openArgs() {
+    this.#openedOffline = false;
+    if (!this.#sync || typeof navigator === 'undefined' || navigator.onLine !== false) return this.#openArgsJson;
+    this.#openedOffline = true;
+    const args = JSON.parse(this.#openArgsJson);
+    if (args.sync) args.sync.offline = true;
+    return JSON.stringify(args);
   }
 
   #onEngineDead(engine, err) {

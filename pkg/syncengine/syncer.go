@@ -31,6 +31,10 @@ type SyncOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// NoEvents turns off the server event stream (pull on the interval only).
 	NoEvents bool
+	// StartOffline says the device has no network as sync starts (the
+	// browser's navigator.onLine is false): no push or pull is attempted
+	// until SetOnline(true) or SyncNow, and Status().Online starts false.
+	StartOffline bool
 }
 
 func (o *SyncOptions) defaults() {
@@ -121,7 +125,7 @@ func (e *Engine) StartSync(opts SyncOptions) (*Syncer, error) {
 		online: make(chan bool, 1),
 		ctx:    ctx,
 		stop:   cancel,
-		status: Status{Online: true, Pending: pending, LastSyncAt: lastSync},
+		status: Status{Online: !opts.StartOffline, Pending: pending, LastSyncAt: lastSync},
 		saved:  lastSync,
 		cursor: ps.Cursor,
 	}
@@ -223,7 +227,7 @@ func (s *Syncer) refreshPending(ctx context.Context) {
 func (s *Syncer) run(ctx context.Context) {
 	defer s.done.Done()
 	var (
-		online       = true
+		online       = !s.opts.StartOffline
 		wantPush     = s.Status().Pending > 0
 		wantPull     = true // catch up at start
 		failures     = 0

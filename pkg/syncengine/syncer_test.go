@@ -271,6 +271,28 @@ func TestSyncerWaitsWhileOfflineAndRetriesWhenOnline(t *testing.T) {
 	})
 }
 
+func TestSyncerStartedOfflineWaitsForTheNetwork(t *testing.T) {
+	tr := newScriptTransport(t)
+	te := openTest(t, testSchema())
+	te.put("todos", Record{"id": "x"})
+	s, err := te.StartSync(SyncOptions{Transport: tr, NoEvents: true, PullInterval: time.Hour, StartOffline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Status().Online {
+		t.Fatal("status online after starting offline")
+	}
+	time.Sleep(150 * time.Millisecond)
+	if n := len(tr.attemptTimes()); n != 0 {
+		t.Fatalf("%d requests before the network came", n)
+	}
+	s.SetOnline(true)
+	waitFor(t, "the push after coming online", func() bool {
+		c, _ := te.PendingCount(context.Background())
+		return c == 0
+	})
+}
+
 func TestSyncerEmitsStatusEvents(t *testing.T) {
 	tr := newScriptTransport(t)
 	te := openTest(t, testSchema())

@@ -80,8 +80,9 @@ type openArgs struct {
 	Schema  *syncengine.Schema `json:"schema"`
 	Storage string             `json:"storage"`
 	Sync    *struct {
-		URL   string `json:"url"`
-		Token string `json:"token"`
+		URL     string `json:"url"`
+		Token   string `json:"token"`
+		Offline bool   `json:"offline"` // the page is offline as it opens: sync waits for setOnline
 	} `json:"sync"`
 }
 
@@ -132,7 +133,7 @@ func (b *Bridge) open(raw json.RawMessage) (any, error) {
 	var syncer *syncengine.Syncer
 	if a.Sync != nil {
 		tr := b.transport(a.Sync.URL, a.Sync.Token)
-		if syncer, err = eng.StartSync(syncengine.SyncOptions{Transport: tr}); err != nil {
+		if syncer, err = eng.StartSync(syncengine.SyncOptions{Transport: tr, StartOffline: a.Sync.Offline}); err != nil {
 			eng.Close()
 			st.Close()
 			return nil, err
