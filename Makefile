@@ -79,7 +79,7 @@ test-wasm-node:
 # on the same profile reads what the first one wrote.
 WASM_BROWSER_EXEC := $(CURDIR)/tests/wasmexec/go_js_wasm_chromium_exec
 test-wasm-browser:
-	@test -d tests/node_modules/playwright-core || npm ci --prefix tests --no-audit --no-fund
+	@test -d tests/node_modules/playwright-core -a -d tests/node_modules/puppeteer-core || npm ci --prefix tests --no-audit --no-fund
 	GOOS=js GOARCH=wasm $(GO) test -count=1 -exec=$(WASM_BROWSER_EXEC) ./wasm/... ./pkg/protocol ./pkg/syncengine
 	@profile=$$(mktemp -d) && trap 'rm -rf "$$profile"' EXIT && for phase in write check; do \
 		OPFSYNC_PERSIST_PHASE=$$phase GO_JS_WASM_CHROMIUM_PROFILE=$$profile GOOS=js GOARCH=wasm \
@@ -94,7 +94,7 @@ test-wasm-smoke: wasm
 # (/usr/bin/chromium, or $$CHROMIUM) against the real server; see
 # tests/browser/README.md.
 test-browser: build
-	@test -d tests/node_modules/playwright-core || npm ci --prefix tests --no-audit --no-fund
+	@test -d tests/node_modules/playwright-core -a -d tests/node_modules/puppeteer-core || npm ci --prefix tests --no-audit --no-fund
 	node --test tests/browser/
 
 fuzz:
@@ -160,11 +160,11 @@ run: build
 ## screenshots: the demo's screenshots in docs/screenshots/ (headless system
 ## Chromium against the real server); icons: the demo's PNG icons from its SVG.
 screenshots: build
-	@test -d tests/node_modules/playwright-core || npm ci --prefix tests --no-audit --no-fund
+	@test -d tests/node_modules/playwright-core -a -d tests/node_modules/puppeteer-core || npm ci --prefix tests --no-audit --no-fund
 	node tests/browser/screenshots.mjs
 
 icons:
-	@test -d tests/node_modules/playwright-core || npm ci --prefix tests --no-audit --no-fund
+	@test -d tests/node_modules/playwright-core -a -d tests/node_modules/puppeteer-core || npm ci --prefix tests --no-audit --no-fund
 	node tests/browser/icons.mjs
 
 clean:
