@@ -77,9 +77,15 @@ test-wasm-node:
 # (tests/wasmexec/go_js_wasm_chromium_exec): the OPFS VFS against real OPFS,
 # the engine and protocol tests in a browser; then a second browser process
 # on the same profile reads what the first one wrote.
+# The tests' npm packages (playwright-core, puppeteer-core), installed again
+# whenever tests/package*.json change.
+TEST_DEPS := tests/node_modules/.package-lock.json
+$(TEST_DEPS): tests/package.json tests/package-lock.json
+	npm ci --prefix tests --no-audit --no-fund --loglevel=error
+	@touch $@
+
 WASM_BROWSER_EXEC := $(CURDIR)/tests/wasmexec/go_js_wasm_chromium_exec
-test-wasm-browser:
-	@test -d tests/node_modules/playwright-core -a -d tests/node_modules/puppeteer-core || npm ci --prefix tests --no-audit --no-fund
+test-wasm-browser: $(TEST_DEPS)
 	GOOS=js GOARCH=wasm $(GO) test -count=1 -exec=$(WASM_BROWSER_EXEC) ./wasm/... ./pkg/protocol ./pkg/syncengine
 	@profile=$$(mktemp -d) && trap 'rm -rf "$$profile"' EXIT && for phase in write check; do \
 		OPFSYNC_PERSIST_PHASE=$$phase GO_JS_WASM_CHROMIUM_PROFILE=$$profile GOOS=js GOARCH=wasm \
@@ -93,8 +99,7 @@ test-wasm-smoke: wasm
 # The browser tests: playwright-core drives the system Chromium
 # (/usr/bin/chromium, or $$CHROMIUM) against the real server; see
 # tests/browser/README.md.
-test-browser: build
-	@test -d tests/node_modules/playwright-core -a -d tests/node_modules/puppeteer-core || npm ci --prefix tests --no-audit --no-fund
+test-browser: build $(TEST_DEPS)
 	node --test tests/browser/
 
 fuzz:
@@ -159,12 +164,10 @@ run: build
 
 ## screenshots: the demo's screenshots in docs/screenshots/ (headless system
 ## Chromium against the real server); icons: the demo's PNG icons from its SVG.
-screenshots: build
-	@test -d tests/node_modules/playwright-core -a -d tests/node_modules/puppeteer-core || npm ci --prefix tests --no-audit --no-fund
+screenshots: build $(TEST_DEPS)
 	node tests/browser/screenshots.mjs
 
-icons:
-	@test -d tests/node_modules/playwright-core -a -d tests/node_modules/puppeteer-core || npm ci --prefix tests --no-audit --no-fund
+icons: $(TEST_DEPS)
 	node tests/browser/icons.mjs
 
 clean:

@@ -94,8 +94,7 @@ describe('JS API', { timeout: 180000 }, () => {
       r.writeSQL = await T.attempt(() => s.query("DELETE FROM todos"));
       // status() is the last known status: the outbox size arrives with a
       // status event shortly after the write.
-      const deadline = Date.now() + 3000;
-      while (s.status().pending !== 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await T.pendingSettled('crud', 5);
       r.status = s.status();
       // A put replaces the whole record, and restores a deleted one.
       await s.put('todos', { id: 't2', title: 'Walk again' });

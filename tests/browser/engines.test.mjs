@@ -51,10 +51,11 @@ describe('engines', { timeout: 300000 }, () => {
 
         assert.ok(opened.ok, `openStore on ${engine}: ${JSON.stringify(opened)}`);
         assert.equal(opened.ok.status.storage, 'opfs');
-        await page.evaluate(() => T.attempt(async () => {
+        const first = await page.evaluate(() => T.attempt(async () => {
           await T.stores.e.sync(); // nothing yet; proves the server answers
-          T.stores.e.close();
+          await T.stores.e.close();
         }));
+        assert.ok(!first.error, `first sync on ${engine}: ${JSON.stringify(first)}`);
         // Offline writes: the store is reopened without sync, written, reloaded.
         await page.reload();
         const wrote = await page.evaluate(() => T.attempt(async () => {
@@ -63,10 +64,7 @@ describe('engines', { timeout: 300000 }, () => {
           for (let n = 0; n < 10; n++) await s.put('todos', { id: `t${n}`, title: `todo ${n}`, done: n % 2 === 0, rank: n, tags: { n } });
           await s.patch('todos', 't1', { title: 'patched' });
           await s.delete('todos', 't2');
-          // status() follows the outbox asynchronously (as in persistence.test.mjs).
-          const deadline = Date.now() + 3000;
-          while (s.status().pending !== 12 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-          return s.status().pending;
+          return T.pendingSettled('e', 12);
         }));
         assert.equal(wrote.ok, 12, JSON.stringify(wrote));
 
@@ -76,9 +74,7 @@ describe('engines', { timeout: 300000 }, () => {
           const s = T.stores.e;
           const rows = await s.query('SELECT id, title, done, rank FROM todos ORDER BY rank');
           const integrity = await s.integrityCheck();
-          const deadline = Date.now() + 3000;
-          while (s.status().pending !== 12 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-          const pendingBefore = s.status().pending;
+          const pendingBefore = await T.pendingSettled('e', 12);
           await s.sync();
           return { storage: info.status.storage, rows, integrity, pendingBefore, pendingAfter: s.status().pending };
         }), token);

@@ -51,8 +51,7 @@ describe('localStorage migration', { timeout: 180000 }, () => {
     await page.waitForFunction(() => window.T && T.loaded);
     const second = await page.evaluate(async () => {
       const { report } = await T.open('m', { name: 'mig-basic', migrateLocalStorage: [{ key: 'todos-v0', collection: 'todos', map: (v) => JSON.parse(v) }] });
-      const deadline = Date.now() + 3000;
-      while (T.stores.m.status().pending !== 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await T.pendingSettled('m', 4);
       return {
         report,
         key: localStorage.getItem('todos-v0'),
@@ -176,8 +175,7 @@ describe('localStorage migration', { timeout: 180000 }, () => {
     });
     const out = await p2.evaluate(async () => {
       const { report } = await T.open('m', { name: 'mig-crash', migrateLocalStorage: [{ key: 'stars-v0', collection: 'stars', map: (v) => JSON.parse(v) }] });
-      const deadline = Date.now() + 3000;
-      while (T.stores.m.status().pending !== 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await T.pendingSettled('m', 3);
       return { report, key: localStorage.getItem('stars-v0'), rows: await T.stores.m.query('SELECT id, label FROM stars ORDER BY id'), pending: T.stores.m.status().pending };
     });
     assert.deepEqual(out.report, { imported: 0, skipped: 0, errors: [] });

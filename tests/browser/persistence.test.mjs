@@ -49,9 +49,7 @@ describe('persistence', { timeout: 180000 }, () => {
     assert.ok(reopenMs < 8000, `reopening after a reload took ${reopenMs} ms`);
     const pending = await page.evaluate(async () => {
       await T.stores.p.put('todos', { id: 'new', title: 'after reload' });
-      const deadline = Date.now() + 3000;
-      while (T.stores.p.status().pending !== 24 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      return T.stores.p.status().pending;
+      return T.pendingSettled('p', 24);
     });
     assert.equal(pending, 24, 'the outbox survived the reload: 20 puts, a patch, a delete, a star, and the new put');
 

@@ -16,9 +16,8 @@ import { access, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import puppeteer from 'puppeteer-core';
-import { CHROMIUM, CHROMIUM_ARGS } from '../../lib/server.mjs';
+import { launchProfile, waitFor } from './harness.mjs';
 
 /** ENGINES lists the engines of the matrix, in order. */
 export const ENGINES = ['chromium', 'firefox', 'webkit'];
@@ -27,7 +26,6 @@ const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr';
 const WEBKIT_DRIVER = process.env.WEBKIT_DRIVER || '/usr/bin/WebKitWebDriver';
 const MINIBROWSER = process.env.MINIBROWSER || '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser';
 const installHint = {
-  chromium: `${CHROMIUM} (apt-get install chromium)`,
   firefox: `${FIREFOX} (apt-get install firefox-esr)`,
   webkit: `${WEBKIT_DRIVER} and ${MINIBROWSER} (apt-get install webkit2gtk-driver xvfb)`,
 };
@@ -43,75 +41,59 @@ async function need(engine, ...files) {
 }
 
 /** waitReady polls the page until the test page's module has loaded. */
-async function waitReady(evaluate) {
-  const deadline = Date.now() + 20000;
-  while (!(await evaluate(() => !!(window.T && window.T.loaded)).catch(() => false))) {
-    if (Date.now() > deadline) throw new Error('the test page did not load within 20 s');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const waitReady = (evaluate) => waitFor(() => evaluate(() => !!(window.T && window.T.loaded)), 20000, 'the test page to load');
 
 /** launch starts engine on a fresh profile; it resolves to {engine, version, open(url), close()}. */
 export async function launch(engine) {
-  const dir = await mkdtemp(path.join(tmpdir(), `opfsync-${engine}-`));
-  const cleanup = () => rm(dir, { recursive: true, force: true });
-  try {
-    switch (engine) {
-      case 'chromium': return await launchChromium(dir, cleanup);
-      case 'firefox': return await launchFirefox(dir, cleanup);
-      case 'webkit': return await launchWebKit(dir, cleanup);
-      default: throw new Error(`unknown engine ${engine}; one of ${ENGINES.join(', ')}`);
-    }
-  } catch (err) {
-    await cleanup();
-    throw err;
+  switch (engine) {
+    case 'chromium': return launchChromium();
+    case 'firefox': return launchFirefox();
+    case 'webkit': return launchWebKit();
+    default: throw new Error(`unknown engine ${engine}; one of ${ENGINES.join(', ')}`);
   }
 }
 
-function logConsole(engine) {
-  const debug = !!process.env.OPFSYNC_TEST_DEBUG;
-  return (type, text) => {
-    if (debug || type === 'error' || type === 'warning' || type === 'warn') console.error(`[${engine} ${type}] ${text}`);
-  };
+/**
+ * pageDriver wraps a loaded Playwright or Puppeteer page (the two APIs
+ * agree on evaluate, reload and close).
+ */
+function pageDriver(page) {
+  const evaluate = (fn, arg) => page.evaluate(fn, arg);
+  return { evaluate, async reload() { await page.reload(); await waitReady(evaluate); }, close: () => page.close() };
 }
 
-async function launchChromium(dir, cleanup) {
-  await need('chromium', CHROMIUM);
-  const context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
-  const log = logConsole('chromium');
+// Chromium: the harness's profile (launchProfile), as the rest of the suite uses.
+async function launchChromium() {
+  const profile = await launchProfile();
   return {
     engine: 'chromium',
-    version: context.browser()?.version() ?? (await versionOf(CHROMIUM)),
-    async open(url) {
-      const page = await context.newPage();
-      page.on('console', (m) => log(m.type(), m.text()));
-      page.on('worker', (w) => w.on('console', (m) => log(m.type(), m.text())));
-      await page.goto(url);
-      const evaluate = (fn, arg) => page.evaluate(fn, arg);
-      await waitReady(evaluate);
-      return { evaluate, async reload() { await page.reload(); await waitReady(evaluate); }, close: () => page.close() };
-    },
-    async close() {
-      await context.close().catch(() => {});
-      await cleanup();
-    },
+    version: profile.context.browser()?.version() ?? 'unknown',
+    open: async (url) => pageDriver(await profile.newPage(url)),
+    close: () => profile.close(),
   };
 }
 
-async function launchFirefox(dir, cleanup) {
+async function launchFirefox() {
   await need('firefox', FIREFOX);
-  const browser = await puppeteer.launch({ browser: 'firefox', executablePath: FIREFOX, headless: true, userDataDir: dir });
-  const log = logConsole('firefox');
+  const dir = await mkdtemp(path.join(tmpdir(), 'opfsync-firefox-'));
+  const cleanup = () => rm(dir, { recursive: true, force: true });
+  const browser = await puppeteer.launch({ browser: 'firefox', executablePath: FIREFOX, headless: true, userDataDir: dir }).catch(async (err) => {
+    await cleanup();
+    throw err;
+  });
+  const debug = !!process.env.OPFSYNC_TEST_DEBUG;
   return {
     engine: 'firefox',
     version: (await browser.version()).replace(/^firefox\//, ''),
     async open(url) {
       const page = await browser.newPage();
-      page.on('console', (m) => log(m.type(), m.text()));
+      page.on('console', (m) => {
+        if (debug || m.type() === 'error' || m.type() === 'warn') console.error(`[firefox ${m.type()}] ${m.text()}`);
+      });
       await page.goto(url);
-      const evaluate = (fn, arg) => page.evaluate(fn, arg);
-      await waitReady(evaluate);
-      return { evaluate, async reload() { await page.reload(); await waitReady(evaluate); }, close: () => page.close() };
+      const driver = pageDriver(page);
+      await waitReady(driver.evaluate);
+      return driver;
     },
     async close() {
       await browser.close().catch(() => {});
@@ -131,13 +113,18 @@ function freePort() {
   });
 }
 
-async function launchWebKit(dir, cleanup) {
+async function launchWebKit() {
   await need('webkit', WEBKIT_DRIVER, MINIBROWSER, '/usr/bin/xvfb-run');
+  const dir = await mkdtemp(path.join(tmpdir(), 'opfsync-webkit-'));
+  const cleanup = () => rm(dir, { recursive: true, force: true });
   const port = await freePort();
   // xvfb-run gives MiniBrowser a display; -a picks a free one. detached: the
   // whole group (xvfb-run, Xvfb, the driver, the browser) is killed at close.
   const proc = spawn('xvfb-run', ['-a', WEBKIT_DRIVER, `--port=${port}`], { stdio: 'ignore', detached: true, env: { ...process.env, XDG_DATA_HOME: dir, XDG_CACHE_HOME: dir } });
-  const kill = () => { try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ } };
+  const kill = async () => {
+    try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ }
+    await cleanup();
+  };
   const base = `http://127.0.0.1:${port}`;
   const wd = async (method, p, body) => {
     const res = await fetch(base + p, { method, headers: { 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
@@ -146,16 +133,7 @@ async function launchWebKit(dir, cleanup) {
     return j.value;
   };
   try {
-    const deadline = Date.now() + 20000;
-    for (;;) {
-      try {
-        await fetch(`${base}/status`);
-        break;
-      } catch {
-        if (Date.now() > deadline) throw new Error('WebKitWebDriver did not start within 20 s');
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    await waitFor(() => fetch(`${base}/status`), 20000, 'WebKitWebDriver to start');
     const session = await wd('POST', '/session', { capabilities: { alwaysMatch: {
       'webkitgtk:browserOptions': { binary: MINIBROWSER, args: ['--automation'] },
       timeouts: { script: 120000 },
@@ -182,22 +160,11 @@ async function launchWebKit(dir, cleanup) {
       },
       async close() {
         await wd('DELETE', `/session/${sid}`).catch(() => {});
-        kill();
-        await cleanup();
+        await kill();
       },
     };
   } catch (err) {
-    kill();
+    await kill();
     throw err;
   }
-}
-
-async function versionOf(bin) {
-  return new Promise((resolve) => {
-    const p = spawn(bin, ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.on('close', () => resolve(out.trim()));
-    p.on('error', () => resolve('unknown'));
-  });
 }
