@@ -73,10 +73,6 @@ test-go:
 test-wasm-node:
 	PATH="$(GOROOT)/lib/wasm:$$PATH" GOOS=js GOARCH=wasm $(GO) test -count=1 ./pkg/protocol ./pkg/syncengine
 
-# The js/wasm Go tests again, inside a dedicated worker of headless Chromium
-# (tests/wasmexec/go_js_wasm_chromium_exec): the OPFS VFS against real OPFS,
-# the engine and protocol tests in a browser; then a second browser process
-# on the same profile reads what the first one wrote.
 # The tests' npm packages (playwright-core, puppeteer-core), installed again
 # whenever tests/package*.json change.
 TEST_DEPS := tests/node_modules/.package-lock.json
@@ -84,12 +80,17 @@ $(TEST_DEPS): tests/package.json tests/package-lock.json
 	npm ci --prefix tests --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The js/wasm Go tests again, inside a dedicated worker of headless Chromium
+# (tests/wasmexec/go_js_wasm_chromium_exec): the OPFS VFS against real OPFS,
+# the IndexedDB VFS against real IndexedDB, the engine and protocol tests in
+# a browser; then a second browser process on the same profile reads what
+# the first one wrote (on OPFS and on IndexedDB).
 WASM_BROWSER_EXEC := $(CURDIR)/tests/wasmexec/go_js_wasm_chromium_exec
 test-wasm-browser: $(TEST_DEPS)
 	GOOS=js GOARCH=wasm $(GO) test -count=1 -exec=$(WASM_BROWSER_EXEC) ./wasm/... ./pkg/protocol ./pkg/syncengine
 	@profile=$$(mktemp -d) && trap 'rm -rf "$$profile"' EXIT && for phase in write check; do \
 		OPFSYNC_PERSIST_PHASE=$$phase GO_JS_WASM_CHROMIUM_PROFILE=$$profile GOOS=js GOARCH=wasm \
-		$(GO) test -count=1 -v -run='^TestPersistAcrossRunners$$' -exec=$(WASM_BROWSER_EXEC) ./wasm/internal/opfs || exit 1; done
+		$(GO) test -count=1 -p 1 -v -run='^TestPersistAcrossRunners$$' -exec=$(WASM_BROWSER_EXEC) ./wasm/internal/opfs ./wasm/internal/idb || exit 1; done
 
 # The shipped module, run by Node: it registers the bridge and serves
 # open (memory) / put / get / query / close as wasm/BRIDGE.md says.

@@ -293,10 +293,11 @@ export class Link {
   get leader() { return this.#isLeader; }
 
   /**
-   * storage is the storage kind the engine opened.
-   * @returns {'opfs'|'memory'}
+   * storage is the storage kind the engine opened (the one asked for until
+   * a leader reported it: 'opfs' may have fallen back to 'indexeddb').
+   * @returns {'opfs'|'indexeddb'|'memory'}
    */
-  get storage() { return this.#storage === 'memory' ? 'memory' : 'opfs'; }
+  get storage() { return this.#storage; }
 
   /** status returns the engine's last known sync status. */
   status() { return this.#status; }

@@ -97,10 +97,15 @@ export interface OpenOptions {
   migrateLocalStorage?: LocalStorageMigration[];
   /**
    * 'opfs' (default): persisted in the Origin Private File System, shared by
-   * the tabs of the origin (one leader tab runs the engine).
-   * 'memory': nothing persists; private to this store instance (no tab sharing).
+   * the tabs of the origin (one leader tab runs the engine). Where the
+   * browser has no OPFS sync access handles (older WebKit, some private
+   * modes) the store falls back to IndexedDB, with the same API and
+   * guarantees; status().storage says which one it uses.
+   * 'indexeddb': persisted in IndexedDB even where OPFS exists.
+   * 'memory': nothing persists; private to this store instance (no tab
+   * sharing). Never chosen as a fallback.
    */
-  storage?: 'opfs' | 'memory';
+  storage?: 'opfs' | 'indexeddb' | 'memory';
 }
 
 export interface MigrationError {
@@ -128,7 +133,8 @@ export interface Status {
   error: string;
   /** Whether this tab owns the database (the others send it their requests). */
   leader: boolean;
-  storage: 'opfs' | 'memory';
+  /** The storage the engine opened: 'indexeddb' when 'opfs' fell back. */
+  storage: 'opfs' | 'indexeddb' | 'memory';
 }
 
 export interface ChangeEvent {
@@ -226,7 +232,7 @@ export interface Inspection {
   clientId: string;
   /** The mutationVersion: bumped by every local mutation. */
   version: number;
-  /** SQLite's journal mode ('wal' on OPFS, 'memory' for storage 'memory'). */
+  /** SQLite's journal mode ('wal' on OPFS and IndexedDB, 'memory' for storage 'memory'). */
   journalMode: string;
   /** The app schema's version, and the engine's own schema version. */
   schemaVersion: number;

@@ -318,7 +318,7 @@ function checkOptions(options) {
   const schemaJson = encode(schema, 'openStore: schema');
   const storageOpt = prop(options, 'storage', o);
   const storage = storageOpt === undefined ? 'opfs' : storageOpt;
-  if (storage !== 'opfs' && storage !== 'memory') throw invalid(`openStore: storage must be 'opfs' or 'memory', got ${describe(storage)}`);
+  if (storage !== 'opfs' && storage !== 'indexeddb' && storage !== 'memory') throw invalid(`openStore: storage must be 'opfs', 'indexeddb' or 'memory', got ${describe(storage)}`);
   let sync;
   const syncOpt = prop(options, 'sync', o);
   if (syncOpt !== undefined && syncOpt !== null) {

@@ -13,7 +13,7 @@ import { CHROMIUM, CHROMIUM_ARGS, ROOT, checkChromium, spawnServer, stopServer }
 export { ROOT, CHROMIUM };
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const TOKEN = 'browser-test-token';
-/** userToken(n) is the bearer token of test user n (1 to 20): each test can have its own data on the server. */
+/** userToken(n) is the bearer token of test user n (1 to 30): each test can have its own data on the server. */
 export const userToken = (n) => `browser-test-user-${n}`;
 
 /**
@@ -35,7 +35,7 @@ export async function startServer() {
   await cp(path.join(ROOT, 'web/dist'), path.join(stat, 'assets/v2'), { recursive: true });
   await cp(path.join(ROOT, 'web/dist'), path.join(stat, 'nowasm'), { recursive: true, filter: (src) => !src.endsWith('.wasm') });
   const tokens = {};
-  for (let n = 1; n <= 20; n++) tokens[userToken(n)] = `user-${n}`;
+  for (let n = 1; n <= 30; n++) tokens[userToken(n)] = `user-${n}`;
   await writeFile(path.join(dir, 'tokens.json'), JSON.stringify(tokens));
   let server = null;
   const flags = ['-db', path.join(dir, 'server.db'), '-token', TOKEN, '-tokens', path.join(dir, 'tokens.json'), '-static', stat];

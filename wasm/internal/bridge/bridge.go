@@ -16,18 +16,24 @@ import (
 )
 
 // Storage is an opened place for one database: the SQLite filename and VFS
-// to give the engine, what kind it is ("opfs" or "memory"), and how to
-// release it after the engine closed.
+// to give the engine, what kind it is ("opfs", "indexeddb" or "memory"),
+// and how to release it after the engine closed.
 type Storage struct {
-	Path  string
-	VFS   string
-	Kind  string
-	Close func() error
+	Path string
+	VFS  string
+	Kind string
+	// Blocking: the storage's I/O waits for the JS event loop (IndexedDB),
+	// so the engine must never run inside a JS callback: every op then
+	// runs on the serving goroutine.
+	Blocking bool
+	Close    func() error
 }
 
-// StorageOpener opens the storage of kind ("opfs" or "memory") for the
-// database name. It fails with a *syncengine.Error (CodeLocked when another
-// context holds the database, CodeStorage when the storage is unavailable).
+// StorageOpener opens the storage the page asked for (kind: "opfs",
+// "indexeddb" or "memory") for the database name; the Storage it returns
+// says which kind it chose. It fails with a *syncengine.Error (CodeLocked
+// when another context holds the database, CodeStorage when no storage of
+// that kind is available).
 type StorageOpener func(ctx context.Context, name, kind string) (Storage, error)
 
 // Bridge owns at most one open engine and serves requests in the order they
@@ -41,10 +47,11 @@ type Bridge struct {
 	storage   StorageOpener
 	transport TransportMaker
 
-	mu    sync.Mutex
-	cond  *sync.Cond
-	queue []decoded
-	busy  bool // a message is being handled (inline or by serve)
+	mu       sync.Mutex
+	cond     *sync.Cond
+	queue    []decoded
+	busy     bool // a message is being handled (inline or by serve)
+	blocking bool // the open storage is Blocking: nothing runs inline
 
 	// Owned by the serving goroutine.
 	eng     *syncengine.Engine
@@ -71,12 +78,13 @@ func New(post func(string), storage StorageOpener, transport TransportMaker) *Br
 // running (after open, the engine's storage I/O is synchronous), which
 // saves the goroutine hand-off that costs more than a point read on
 // js/wasm; otherwise it is queued behind the others, so requests are
-// always served in the order they arrived.
+// always served in the order they arrived. On Blocking storage
+// (IndexedDB) every op is queued.
 func (b *Bridge) Receive(msg string) {
 	req, err := decodeRequest(msg)
 	d := decoded{req, err}
 	b.mu.Lock()
-	if b.busy || len(b.queue) > 0 || !d.runsInline() {
+	if b.busy || len(b.queue) > 0 || b.blocking || !d.runsInline() {
 		b.queue = append(b.queue, d)
 		b.mu.Unlock()
 		b.cond.Signal()

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +31,56 @@ type page struct {
 	nextID int
 	posts  []map[string]json.RawMessage
 	signal chan struct{}
+	// posters: the goroutine that posted each answer.
+	posters []int
+}
+
+// goroutineID returns the calling goroutine's id (from its stack header).
+func goroutineID() int {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	f := strings.Fields(strings.TrimPrefix(string(buf), "goroutine "))
+	id, _ := strconv.Atoi(f[0])
+	return id
+}
+
+// TestBlockingStorageRunsNothingInline: ops that need no JS promise run
+// inside the JS callback (Receive) on OPFS and memory storage, but on
+// Blocking storage (IndexedDB, whose I/O waits for the event loop) every
+// op runs on the serving goroutine, in order.
+func TestBlockingStorageRunsNothingInline(t *testing.T) {
+	for _, tc := range []struct {
+		storage string
+		inline  bool
+	}{{"opfs", true}, {"indexeddb", false}} {
+		t.Run(tc.storage, func(t *testing.T) {
+			p := newPage(t)
+			schema := map[string]any{"version": 1, "collections": map[string]any{"notes": map[string]any{"fields": map[string]any{"body": "text"}}}}
+			if _, e := p.call("open", map[string]any{"name": "blocking", "schema": schema, "storage": tc.storage}); e != nil {
+				t.Fatal(e.Message)
+			}
+			p.mu.Lock()
+			from := len(p.posters)
+			p.mu.Unlock()
+			me := goroutineID()
+			for i := range 5 {
+				if _, e := p.call("put", map[string]any{"collection": "notes", "record": map[string]any{"id": "n" + strconv.Itoa(i), "body": "b"}}); e != nil {
+					t.Fatal(e.Message)
+				}
+			}
+			res, e := p.call("get", map[string]any{"collection": "notes", "id": "n4"})
+			if e != nil || !strings.Contains(string(res), `"b"`) {
+				t.Fatalf("get after the puts: %s, %v", res, e)
+			}
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			for _, g := range p.posters[from:] {
+				if (g == me) != tc.inline {
+					t.Fatalf("answer posted from goroutine %d, the caller is %d: want inline %v", g, me, tc.inline)
+				}
+			}
+		})
+	}
 }
 
 func newPage(t *testing.T) *page {
@@ -37,14 +89,20 @@ func newPage(t *testing.T) *page {
 		if kind == "memory" {
 			return OpenMemory(name), nil
 		}
-		// Natively, "opfs" stands for a file in the test's temp dir.
-		return Storage{Path: filepath.Join(t.TempDir(), name+".db"), Kind: "file", Close: func() error { return nil }}, nil
+		// Natively, "opfs" stands for a file in the test's temp dir, and
+		// "indexeddb" for one whose I/O must not run in a JS callback.
+		return Storage{Path: filepath.Join(t.TempDir(), name+".db"), Kind: "file", Blocking: kind == "indexeddb", Close: func() error { return nil }}, nil
 	}, func(url, token string) syncengine.Transport { return &httpsync.Transport{URL: url, Token: token} })
 	t.Cleanup(func() { p.call("close", nil) })
 	return p
 }
 
 func (p *page) receive(msg string) {
+	if strings.HasPrefix(msg, `{"id":`) {
+		p.mu.Lock()
+		p.posters = append(p.posters, goroutineID())
+		p.mu.Unlock()
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(msg), &m); err != nil {
 		p.t.Errorf("the bridge posted invalid JSON %q: %v", msg, err)

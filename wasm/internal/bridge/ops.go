@@ -108,8 +108,8 @@ func (b *Bridge) open(raw json.RawMessage) (any, error) {
 	if a.Storage == "" {
 		a.Storage = "opfs"
 	}
-	if a.Storage != "opfs" && a.Storage != "memory" {
-		return nil, validation("open: storage must be \"opfs\" or \"memory\", not %s", quote(a.Storage))
+	if a.Storage != "opfs" && a.Storage != "indexeddb" && a.Storage != "memory" {
+		return nil, validation("open: storage must be \"opfs\", \"indexeddb\" or \"memory\", not %s", quote(a.Storage))
 	}
 	if a.Schema == nil {
 		return nil, validation("open: a schema is required")
@@ -142,6 +142,7 @@ func (b *Bridge) open(raw json.RawMessage) (any, error) {
 	b.storeMu.Lock()
 	b.eng, b.syncer, b.store = eng, syncer, st
 	b.storeMu.Unlock()
+	b.setBlocking(st.Blocking)
 	b.unsub = eng.Subscribe(b.forward)
 	status, _ := b.currentStatus(ctx)
 	return openResult{ClientID: eng.ClientID(), Storage: st.Kind, JournalMode: eng.JournalMode(), Version: mustVersion(eng), Status: status}, nil
@@ -177,7 +178,15 @@ func (b *Bridge) close(json.RawMessage) (any, error) {
 	if cerr := st.Close(); err == nil && cerr != nil {
 		err = &syncengine.Error{Code: syncengine.CodeStorage, Message: "close storage", Err: cerr}
 	}
+	b.setBlocking(false)
 	return nil, err
+}
+
+// setBlocking tells Receive whether ops may run inline (see Storage).
+func (b *Bridge) setBlocking(on bool) {
+	b.mu.Lock()
+	b.blocking = on
+	b.mu.Unlock()
 }
 
 type writeArgs struct {

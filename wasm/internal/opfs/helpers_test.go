@@ -16,6 +16,7 @@ import (
 	"github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/vfs"
 	"github.com/opfsync/opfsync/wasm/internal/jsutil"
+	"github.com/opfsync/opfsync/wasm/internal/vfskit/vfstest"
 )
 
 // The tests run in a dedicated worker of headless Chromium through
@@ -25,10 +26,7 @@ import (
 
 const testDir = "opfsync-test"
 
-func inBrowserRunner() bool {
-	r, err := safejs.Global().Get("goRunner")
-	return err == nil && r.Type() == safejs.TypeObject
-}
+var inBrowserRunner = vfstest.InBrowserRunner
 
 func requireOPFS(t testing.TB) {
 	t.Helper()
@@ -92,60 +90,20 @@ func rawFile(t testing.TB, db *DB, suffix string, flags vfs.OpenFlag) vfs.File {
 	return f
 }
 
-// enginePragmas are the pragmas syncengine sets on a file database.
-var enginePragmas = []string{
-	"PRAGMA locking_mode=EXCLUSIVE",
-	"PRAGMA temp_store=MEMORY",
-	"PRAGMA cache_size=-16384",
-	"PRAGMA journal_mode=WAL",
-	"PRAGMA synchronous=FULL",
-}
+// The SQL helpers shared with the IndexedDB VFS's tests (vfstest).
+var (
+	enginePragmas         = vfstest.EnginePragmas
+	queryText             = vfstest.QueryText
+	exec                  = vfstest.Exec
+	checkModel            = vfstest.CheckModel
+	runRandomTransactions = vfstest.RunRandomTransactions
+)
 
-// openConn opens an SQLite connection on db with pragmas and checks that
-// a journal_mode pragma got the mode it asked for.
+type model = vfstest.Model
+
 func openConn(t testing.TB, db *DB, pragmas ...string) *sqlite3.Conn {
 	t.Helper()
-	conn, err := sqlite3.Open(db.URI())
-	if err != nil {
-		t.Fatalf("sqlite3.Open(%s): %v", db.URI(), err)
-	}
-	for _, p := range pragmas {
-		if mode, ok := strings.CutPrefix(p, "PRAGMA journal_mode="); ok {
-			if got := queryText(t, conn, p); !strings.EqualFold(got, mode) {
-				conn.Close()
-				t.Fatalf("%s answered %q", p, got)
-			}
-			continue
-		}
-		if err := conn.Exec(p); err != nil {
-			conn.Close()
-			t.Fatalf("%s: %v", p, err)
-		}
-	}
-	return conn
-}
-
-func queryText(t testing.TB, conn *sqlite3.Conn, sql string) string {
-	t.Helper()
-	st, _, err := conn.Prepare(sql)
-	if err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	defer st.Close()
-	if !st.Step() {
-		if err := st.Err(); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-		return ""
-	}
-	return st.ColumnText(0)
-}
-
-func exec(t testing.TB, conn *sqlite3.Conn, sql string) {
-	t.Helper()
-	if err := conn.Exec(sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
+	return vfstest.OpenConn(t, db.URI(), pragmas...)
 }
 
 // jsCalls returns opfsyncIO.calls[name].

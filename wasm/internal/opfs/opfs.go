@@ -82,6 +82,7 @@ import (
 	"github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/vfs"
 	"github.com/opfsync/opfsync/wasm/internal/jsutil"
+	"github.com/opfsync/opfsync/wasm/internal/vfskit"
 )
 
 // Errors Open and Delete wrap. Both also answer errors.As with a
@@ -90,38 +91,22 @@ import (
 var (
 	// ErrLocked: another context (tab, worker) or another DB in this
 	// worker holds the database's files.
-	ErrLocked error = &codedError{msg: "opfs: the database is held by another tab, worker or connection", code: sqlite3.BUSY}
+	ErrLocked error = &vfskit.CodedError{Msg: "opfs: the database is held by another tab, worker or connection", Code: sqlite3.BUSY}
 	// ErrUnavailable: OPFS sync access handles do not exist here (not a
 	// dedicated worker, no navigator.storage.getDirectory, or no
 	// createSyncAccessHandle), or the origin may not use OPFS.
-	ErrUnavailable error = &codedError{msg: "opfs: OPFS sync access handles are not available in this context (they need a dedicated Web Worker in a browser with OPFS)", code: sqlite3.CANTOPEN}
+	ErrUnavailable error = &vfskit.CodedError{Msg: "opfs: OPFS sync access handles are not available in this context (they need a dedicated Web Worker in a browser with OPFS)", Code: sqlite3.CANTOPEN}
 )
 
-type codedError struct {
-	msg  string
-	code sqlite3.ErrorCode
-}
-
-func (e *codedError) Error() string { return e.msg }
-
-func (e *codedError) As(target any) bool {
-	if p, ok := target.(*sqlite3.ErrorCode); ok {
-		*p = e.code
-		return true
-	}
-	return false
-}
-
-// The three files of a database: the main file, the rollback journal and
-// the WAL. SQLite names them path, path+"-journal", path+"-wal".
+// The three files of a database (vfskit.Kind).
 const (
-	fileMain = iota
-	fileJournal
-	fileWAL
-	numFiles
+	fileMain    = vfskit.Main
+	fileJournal = vfskit.Journal
+	fileWAL     = vfskit.WAL
+	numFiles    = vfskit.NumKinds
 )
 
-var suffixes = [numFiles]string{"", "-journal", "-wal"}
+var suffixes = vfskit.Suffixes
 
 // DB is a database whose OPFS files are open and whose VFS is registered.
 type DB struct {
@@ -140,16 +125,13 @@ type DB struct {
 // handle is one pre-opened OPFS file.
 type handle struct {
 	db   *DB
-	kind int
+	kind vfskit.Kind
 	name string       // OPFS file name
 	sah  safejs.Value // FileSystemSyncAccessHandle
 	size int64        // cached: the handle is exclusive, so only we change it
 
-	// SQLite lock bookkeeping shared by the connections of this process
-	// (see lock.go).
-	shared   int
-	reserved bool
-	pending  bool
+	// SQLite lock bookkeeping shared by the connections of this process.
+	locks vfskit.Locks
 }
 
 var vfsSeq atomic.Int64
@@ -169,7 +151,7 @@ var vfsSeq atomic.Int64
 // PRAGMA locking_mode=EXCLUSIVE before journal_mode=WAL; call Close after the
 // connection closed.
 func Open(ctx context.Context, dir, name string) (*DB, error) {
-	if err := checkName(name); err != nil {
+	if err := vfskit.CheckName("opfs", name); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -192,12 +174,12 @@ func Open(ctx context.Context, dir, name string) (*DB, error) {
 		}
 		db.files[kind] = h
 	}
-	db.vfsName = fmt.Sprintf("opfs-%d-%s", vfsSeq.Add(1), safeVFSName(name))
+	db.vfsName = vfskit.VFSName("opfs", vfsSeq.Add(1), name)
 	vfs.Register(db.vfsName, &opfsVFS{db: db})
 	return db, nil
 }
 
-func (db *DB) openFile(ctx context.Context, d safejs.Value, kind int) (*handle, error) {
+func (db *DB) openFile(ctx context.Context, d safejs.Value, kind vfskit.Kind) (*handle, error) {
 	fname := db.name + suffixes[kind]
 	opts, err := safejs.ValueOf(map[string]any{"create": true})
 	if err != nil {
@@ -285,6 +267,19 @@ func hasSyncAccessHandles() bool {
 	return err == nil && f.Type() == safejs.TypeFunction
 }
 
+// Empty reports whether the database holds nothing yet: its file and its
+// WAL are empty (created by this Open, or never written).
+func (db *DB) Empty() bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	for _, k := range []vfskit.Kind{fileMain, fileWAL} {
+		if h := db.files[k]; h == nil || h.size != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // VFSName returns the registered VFS name, unique per open DB.
 func (db *DB) VFSName() string { return db.vfsName }
 
@@ -342,7 +337,7 @@ func (db *DB) closeHandles(flush bool) error {
 // an error wrapping ErrLocked while any context, this one included, has the
 // database open. Deleting a database that does not exist succeeds.
 func Delete(ctx context.Context, dir, name string) error {
-	if err := checkName(name); err != nil {
+	if err := vfskit.CheckName("opfs", name); err != nil {
 		return err
 	}
 	d, err := openDir(ctx, dir, false)
@@ -363,31 +358,9 @@ func Delete(ctx context.Context, dir, name string) error {
 	return nil
 }
 
-// checkName refuses names OPFS cannot hold or that would escape dir.
-func checkName(name string) error {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
-		return fmt.Errorf("opfs: invalid database name %q", name)
-	}
-	return nil
-}
-
 func join(dir, name string) string {
 	if dir == "" {
 		return name
 	}
 	return dir + "/" + name
-}
-
-// safeVFSName keeps the characters of name that need no escaping in a URI.
-func safeVFSName(name string) string {
-	var b strings.Builder
-	for _, r := range name {
-		if r < 128 && (r == '-' || r == '_' || r == '.' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
-			b.WriteRune(r)
-		}
-		if b.Len() >= 32 {
-			break
-		}
-	}
-	return b.String()
 }

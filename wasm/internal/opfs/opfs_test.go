@@ -523,3 +523,18 @@ func TestOneCrossingPerIO(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// Empty: true for a database just created, false once SQLite wrote it
+// (the storage fallback keeps an IndexedDB database when OPFS's is empty).
+func TestEmpty(t *testing.T) {
+	db, _ := openTestDB(t)
+	if !db.Empty() {
+		t.Fatal("a new database is not Empty")
+	}
+	conn := openConn(t, db, enginePragmas...)
+	exec(t, conn, "CREATE TABLE t (x)")
+	conn.Close()
+	if db = reopen(t, db); db.Empty() {
+		t.Fatal("a written database is Empty")
+	}
+}

@@ -9,11 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hack-pad/safejs"
 	"github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/vfs"
 	"github.com/opfsync/opfsync/pkg/syncengine"
-	"github.com/opfsync/opfsync/wasm/internal/jsutil"
+	"github.com/opfsync/opfsync/wasm/internal/vfskit/vfstest"
 )
 
 // A full quota, for real: the runner lowers the page origin's storage quota
@@ -21,46 +20,10 @@ import (
 // writes past it throw QuotaExceededError, exactly as on a full disk or a
 // browser that evicts nothing more.
 
-// setQuota overrides the origin's quota (nil restores it).
-func setQuota(t testing.TB, bytes *int64) {
-	t.Helper()
-	r, _ := safejs.Global().Get("goRunner")
-	var arg any = nil
-	if bytes != nil {
-		arg = float64(*bytes)
-	}
-	p, err := r.Call("setQuota", arg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := jsutil.Await(context.Background(), p, nil); err != nil {
-		t.Fatalf("setQuota: %v", err)
-	}
-}
-
-// usage returns navigator.storage.estimate().usage.
-func usage(t testing.TB) int64 {
-	t.Helper()
-	nav, _ := safejs.Global().Get("navigator")
-	storage, _ := nav.Get("storage")
-	est, err := jsutil.CallAwait(context.Background(), storage, "estimate", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, _ := est.Get("usage")
-	f, err := u.Float()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return int64(f)
-}
-
-func limitQuota(t testing.TB, headroom int64) {
-	t.Helper()
-	q := usage(t) + headroom
-	setQuota(t, &q)
-	t.Cleanup(func() { setQuota(t, nil) })
-}
+var (
+	setQuota   = vfstest.SetQuota
+	limitQuota = vfstest.LimitQuota
+)
 
 func TestQuotaExceededIsFullAndKeepsTheDatabase(t *testing.T) {
 	db, _ := openTestDB(t)

@@ -3,13 +3,10 @@
 package opfs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
 
@@ -19,116 +16,6 @@ import (
 
 // SQLite on the VFS: integrity under many random transactions, the
 // journal modes, crash recovery, and a second connection.
-
-// model is what the table kv(k INTEGER PRIMARY KEY, v BLOB) must hold.
-type model map[int64][]byte
-
-func checkModel(t testing.TB, conn *sqlite3.Conn, want model) {
-	t.Helper()
-	if ok := queryText(t, conn, "PRAGMA integrity_check"); ok != "ok" {
-		t.Fatalf("integrity_check: %s", ok)
-	}
-	st, _, err := conn.Prepare("SELECT k, v FROM kv ORDER BY k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	got := model{}
-	for st.Step() {
-		got[st.ColumnInt64(0)] = st.ColumnBlob(1, nil)
-	}
-	if err := st.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != len(want) {
-		t.Fatalf("table has %d rows, model %d", len(got), len(want))
-	}
-	for k, v := range want {
-		if g, ok := got[k]; !ok || !bytes.Equal(g, v) {
-			t.Fatalf("row %d: got %d bytes (present %v), want %d bytes", k, len(g), ok, len(v))
-		}
-	}
-}
-
-func randomValue(rng *rand.Rand) []byte {
-	// Mostly small rows, some that overflow a 4 KiB page.
-	n := rng.IntN(300)
-	if rng.IntN(8) == 0 {
-		n = 3000 + rng.IntN(9000)
-	}
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rng.IntN(256))
-	}
-	return b
-}
-
-// runRandomTransactions applies n random transactions (inserts, updates,
-// deletes; one in ten rolled back; the odd checkpoint and VACUUM) to both
-// conn and m.
-func runRandomTransactions(t testing.TB, conn *sqlite3.Conn, m model, rng *rand.Rand, n int) {
-	t.Helper()
-	ins, _, err := conn.Prepare("INSERT INTO kv (k, v) VALUES (?, ?)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ins.Close()
-	upd, _, _ := conn.Prepare("UPDATE kv SET v = ? WHERE k = ?")
-	defer upd.Close()
-	del, _, _ := conn.Prepare("DELETE FROM kv WHERE k = ?")
-	defer del.Close()
-	nextKey := int64(len(m) + 1)
-	for k := range m {
-		nextKey = max(nextKey, k+1)
-	}
-	for i := range n {
-		exec(t, conn, "BEGIN IMMEDIATE")
-		txn := maps.Clone(m)
-		for range 1 + rng.IntN(12) {
-			keys := slices.Collect(maps.Keys(txn))
-			switch op := rng.IntN(10); {
-			case op < 5 || len(keys) == 0:
-				v := randomValue(rng)
-				ins.BindInt64(1, nextKey)
-				ins.BindBlob(2, v)
-				if err := ins.Exec(); err != nil {
-					t.Fatalf("txn %d insert: %v", i, err)
-				}
-				txn[nextKey] = v
-				nextKey++
-			case op < 8:
-				k := keys[rng.IntN(len(keys))]
-				v := randomValue(rng)
-				upd.BindBlob(1, v)
-				upd.BindInt64(2, k)
-				if err := upd.Exec(); err != nil {
-					t.Fatalf("txn %d update: %v", i, err)
-				}
-				txn[k] = v
-			default:
-				k := keys[rng.IntN(len(keys))]
-				del.BindInt64(1, k)
-				if err := del.Exec(); err != nil {
-					t.Fatalf("txn %d delete: %v", i, err)
-				}
-				delete(txn, k)
-			}
-		}
-		if rng.IntN(10) == 0 {
-			exec(t, conn, "ROLLBACK")
-		} else {
-			exec(t, conn, "COMMIT")
-			clear(m)
-			maps.Copy(m, txn)
-		}
-		switch {
-		case i%97 == 96:
-			exec(t, conn, "PRAGMA wal_checkpoint(TRUNCATE)")
-		case i == n/2:
-			exec(t, conn, "VACUUM") // rewrites and shrinks the file
-		}
-	}
-}
 
 func TestRandomTransactionsKeepIntegrity(t *testing.T) {
 	db, _ := openTestDB(t)

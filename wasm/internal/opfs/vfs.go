@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"strings"
 
 	"github.com/ncruces/go-sqlite3"
-	"github.com/ncruces/go-sqlite3/util/vfsutil"
 	"github.com/ncruces/go-sqlite3/vfs"
 	"github.com/opfsync/opfsync/wasm/internal/jsutil"
+	"github.com/opfsync/opfsync/wasm/internal/vfskit"
 )
 
 // opfsVFS serves the pre-opened files of one DB. Every method is
@@ -21,27 +20,17 @@ type opfsVFS struct{ db *DB }
 
 // fileOf returns the pre-opened file SQLite means by name, or nil.
 func (v *opfsVFS) fileOf(name string) *handle {
-	name = normalize(name)
-	for kind, s := range suffixes {
-		if name == v.db.path+s {
-			return v.db.files[kind]
-		}
+	if kind, ok := vfskit.KindOf(v.db.path, name); ok {
+		return v.db.files[kind]
 	}
 	return nil
 }
 
-// openKinds is the open flag SQLite uses for each pre-opened file.
-var openKinds = [numFiles]vfs.OpenFlag{fileMain: vfs.OPEN_MAIN_DB, fileJournal: vfs.OPEN_MAIN_JOURNAL, fileWAL: vfs.OPEN_WAL}
-
-func normalize(name string) string { return "/" + strings.TrimLeft(name, "/") }
-
 func (v *opfsVFS) Open(name string, flags vfs.OpenFlag) (vfs.File, vfs.OpenFlag, error) {
-	// Temporary files (statement journals, sorter spills, temp databases)
-	// live in memory, as with temp_store=MEMORY: creating OPFS files would
-	// need the asynchronous API. Returning OPEN_MEMORY tells SQLite so.
-	const temp = vfs.OPEN_TEMP_DB | vfs.OPEN_TRANSIENT_DB | vfs.OPEN_TEMP_JOURNAL | vfs.OPEN_SUBJOURNAL
-	if name == "" || flags&temp != 0 {
-		return &vfsutil.SliceFile{}, flags | vfs.OPEN_MEMORY, nil
+	// Temporary files live in memory: creating OPFS files would need the
+	// asynchronous API.
+	if f, flags, ok := vfskit.TempFile(name, flags); ok {
+		return f, flags, nil
 	}
 	v.db.mu.Lock()
 	defer v.db.mu.Unlock()
@@ -53,11 +42,11 @@ func (v *opfsVFS) Open(name string, flags vfs.OpenFlag) (vfs.File, vfs.OpenFlag,
 		// Another database (ATTACH), a super-journal: not pre-opened.
 		return nil, flags, sqlite3.CANTOPEN
 	}
-	if flags&openKinds[h.kind] == 0 {
-		return nil, flags, sqlite3.CANTOPEN
+	if err := vfskit.CheckOpen(h.kind, flags); err != nil {
+		return nil, flags, err
 	}
 	v.db.openFiles++
-	return &file{h: h, readOnly: flags&vfs.OPEN_READONLY != 0}, flags, nil
+	return &file{h: h, FileLock: vfskit.NewFileLock(&h.locks, flags&vfs.OPEN_READONLY != 0)}, flags, nil
 }
 
 // Delete empties the journal or WAL (the pre-opened files stay in OPFS,
@@ -91,15 +80,14 @@ func (v *opfsVFS) Access(name string, flags vfs.AccessFlag) (bool, error) {
 	return h.kind == fileMain || h.size > 0, nil
 }
 
-func (v *opfsVFS) FullPathname(name string) (string, error) { return normalize(name), nil }
+func (v *opfsVFS) FullPathname(name string) (string, error) { return vfskit.Normalize(name), nil }
 
 // file is one SQLite file object on a pre-opened handle. Connections on the
 // same DB share the handle; each file has its own lock level.
 type file struct {
-	h        *handle
-	lock     vfs.LockLevel
-	readOnly bool
-	closed   bool
+	vfskit.FileLock
+	h      *handle
+	closed bool
 }
 
 var (
@@ -161,7 +149,7 @@ func (h *handle) readAt(b []byte, off int64) (int, error) {
 }
 
 func (f *file) WriteAt(b []byte, off int64) (int, error) {
-	if f.readOnly {
+	if f.ReadOnly() {
 		return 0, sqlite3.READONLY
 	}
 	n, err := f.h.writeAt(b, off)
@@ -216,7 +204,7 @@ func (h *handle) resize() {
 }
 
 func (f *file) Truncate(size int64) error {
-	if f.readOnly {
+	if f.ReadOnly() {
 		return sqlite3.READONLY
 	}
 	return ioError(f.h.truncate(size), sqlite3.IOERR_TRUNCATE)
@@ -236,7 +224,7 @@ func (h *handle) truncate(size int64) error {
 
 // SizeHint grows the file ahead of a large write (SQLITE_FCNTL_SIZE_HINT).
 func (f *file) SizeHint(size int64) error {
-	if size <= f.h.size || f.readOnly {
+	if size <= f.h.size || f.ReadOnly() {
 		return nil
 	}
 	return ioError(f.h.truncate(size), sqlite3.IOERR_TRUNCATE)
