@@ -123,7 +123,7 @@ $(BENCH_DEPS): tests/bench/package.json tests/bench/package-lock.json
 	npm ci --prefix tests/bench --no-audit --no-fund --loglevel=error
 	@touch $@
 
-bench: build $(BENCH_DEPS)
+bench: build $(BENCH_DEPS) $(TEST_DEPS)
 	node tests/bench/run.mjs
 
 bench-go:

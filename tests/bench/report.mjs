@@ -45,8 +45,9 @@ const fmt = (x) => (x === undefined ? '–' : x >= 100 ? x.toFixed(0) : x >= 10 
 
 /**
  * report returns {summary, markdown}: summary[row][engine] is the median
- * over the runs; the markdown has the table, the payload sizes and the
- * run's facts (meta).
+ * over the runs; the markdown has the table, the run's facts (meta:
+ * browser, reps, cpus, load, commit, date) and, when sizes is given, the
+ * payload sizes.
  */
 export function report(runs, sizes, meta) {
   const engines = Object.keys(runs);
@@ -74,14 +75,15 @@ export function report(runs, sizes, meta) {
     lines.push(`| ${row.label} | ${engines.map((e) => fmt(v[e])).join(' | ')} | ${ratio === undefined ? '–' : `${ratio.toFixed(2)}x`} | ${targets.join(', ') || '–'} | ${met.join(', ') || '–'} |`);
   }
   lines.push('');
+  lines.push(`Medians of ${meta.reps} repetitions; ${meta.browser}; ${meta.cpus}; load average before ${meta.load.before.join(' ')}, after ${meta.load.after.join(' ')}; commit ${meta.commit}; ${meta.date}.`);
+  if (!sizes) return { summary, markdown: lines.join('\n') + '\n' };
+  lines.push('');
   lines.push('| payload (what a page downloads) | raw | gzip -9 | brotli -11 | target |');
   lines.push('| --- | ---: | ---: | ---: | --- |');
   for (const [name, s] of Object.entries(sizes)) {
     const target = name === 'opfsync' ? `≤ 3 MB gzip: ${s.gzip <= 3e6 ? 'yes' : 'no'}` : '–';
     lines.push(`| ${name} (${s.files.join(', ')}) | ${mb(s.raw)} | ${mb(s.gzip)} | ${mb(s.brotli)} | ${target} |`);
   }
-  lines.push('');
-  lines.push(`Medians of ${meta.reps} repetitions; ${meta.chromium}; ${meta.cpus}; load average before ${meta.load.before.join(' ')}, after ${meta.load.after.join(' ')}; commit ${meta.commit}; ${meta.date}.`);
   return { summary, markdown: lines.join('\n') + '\n' };
 }
 

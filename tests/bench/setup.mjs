@@ -12,14 +12,15 @@ import { CHROMIUM, CHROMIUM_ARGS, ROOT, checkChromium, spawnServer, stopServer }
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /**
- * startBench starts the server and Chromium. Options: vendor (copy the
- * peers from tests/bench/node_modules), tokens ({token: user}; default a
- * development token), wasm (a file to serve as dist/opfsync.wasm instead
- * of the built one; missing is reported and skipped). It resolves to
- * {url, context, stop()}; stop ends both and removes the temp folder.
+ * startBench starts the server and (unless chromium is false) Chromium.
+ * Options: vendor (copy the peers from tests/bench/node_modules), tokens
+ * ({token: user}; default a development token), wasm (a file to serve as
+ * dist/opfsync.wasm instead of the built one; missing is reported and
+ * skipped). It resolves to {url, context, stop()}; stop ends both and
+ * removes the temp folder.
  */
-export async function startBench({ vendor = false, tokens = { profile: 'profile' }, wasm = '' } = {}) {
-  await checkChromium();
+export async function startBench({ vendor = false, tokens = { profile: 'profile' }, wasm = '', chromium: withChromium = true } = {}) {
+  if (withChromium) await checkChromium();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'opfsync-bench-'));
   const stat = path.join(dir, 'static');
   await cp(path.join(ROOT, 'web/dist'), path.join(stat, 'dist'), { recursive: true });
@@ -36,12 +37,12 @@ export async function startBench({ vendor = false, tokens = { profile: 'profile'
   }
   await writeFile(path.join(dir, 'tokens.json'), JSON.stringify(tokens));
   const server = await spawnServer('127.0.0.1:0', ['-db', path.join(dir, 'server.db'), '-tokens', path.join(dir, 'tokens.json'), '-static', stat]);
-  const context = await chromium.launchPersistentContext(path.join(dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const context = withChromium ? await chromium.launchPersistentContext(path.join(dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }) : null;
   return {
     url: server.url,
     context,
     async stop() {
-      await context.close().catch(() => {});
+      await context?.close().catch(() => {});
       await stopServer(server.proc);
       await rm(dir, { recursive: true, force: true });
     },

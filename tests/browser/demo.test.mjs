@@ -10,8 +10,12 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { demoReady as ready, editNote, noteCard as card } from './lib/demo.mjs';
 import { TOKEN, useBrowser, waitFor } from './lib/harness.mjs';
+import { chromiumOnly } from './lib/engines.mjs';
 
 const env = useBrowser(2);
+
+chromiumOnly('demo', 'the demo app driven as a person would, offline from its service worker',
+  "drives the UI with Playwright's locators (getByRole, getByLabel) and its service-worker responses, Chromium only; the store under the demo is checked on this engine by api, sync, persistence, migration and multitab");
 
 async function openDemo(profile) {
   const page = await profile.context.newPage();

@@ -79,7 +79,7 @@ describe('engines', { timeout: 400000 }, () => {
     test(engine, { timeout: 240000, skip: only.includes(engine) ? false : `OPFSYNC_ENGINES=${process.env.OPFSYNC_ENGINES}` }, async (t) => {
       const browser = await launch(engine);
       try {
-        const page = await browser.open(`${server.url}/pages/store.html`);
+        const page = await browser.newPage(`${server.url}/pages/store.html`);
         const features = await page.evaluate(async () => {
           // What the worker will see: probe it in a worker, as the engine does.
           const src = `postMessage({ dir: typeof navigator.storage?.getDirectory === 'function', sah: typeof FileSystemSyncAccessHandle === 'function', locks: typeof navigator.locks?.request === 'function', idb: typeof indexedDB === 'object' })`;

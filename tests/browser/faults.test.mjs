@@ -13,6 +13,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ackChannel, crashPage, setQuota, useBrowser, userToken, waitFor } from './lib/harness.mjs';
+import { chromiumOnly } from './lib/engines.mjs';
 
 const SEED = Number(process.env.OPFSYNC_FAULTS_SEED || Math.floor(Math.random() * 2 ** 31));
 
@@ -32,7 +33,10 @@ function assertOpened(r, what) {
   assert.ok(r.ok, `${what}: openStore failed: ${JSON.stringify(r.error)}`);
 }
 
-describe('faults', { timeout: 600000 }, () => {
+const onChromium = chromiumOnly('faults', 'a worker killed mid-write and mid-pull, a full quota',
+  'needs CDP (Page.crash, Storage.overrideQuotaForOrigin), which only Chromium has; on this engine persistence.test.mjs and multitab.test.mjs kill pages without close() (a reload, a closed leader tab) and check every committed write and the outbox survive');
+
+if (onChromium) describe('faults [chromium]', { timeout: 600000 }, () => {
   const env = useBrowser();
 
   // ---------------------------------------------------------------------
@@ -144,12 +148,12 @@ describe('faults', { timeout: 600000 }, () => {
    * writes. Resolves to {ok: {integrity, rows, pending, pendingCount,
    * statusPending, pull, openMs}} or {error}.
    */
-  const readState = (page, name, via, tag, rowsSQL = 'SELECT id, title, rank, note FROM todos ORDER BY id') => page.evaluate(async ({ name, via, tag, rowsSQL }) => T.attempt(async () => {
+  const readState = (page, name, via, tag, rowsSQL = 'SELECT id, title, rank, note FROM todos ORDER BY id', storage = 'opfs') => page.evaluate(async ({ name, via, tag, rowsSQL, storage }) => T.attempt(async () => {
     const pendingSQL = 'SELECT collection, id, op, mutation_id AS m FROM pending ORDER BY seq';
     const t0 = performance.now();
     if (via === 'store') {
       const label = `check-${tag}`;
-      await T.open(label, { name });
+      await T.open(label, { name, storage });
       const s = T.stores[label];
       const openMs = performance.now() - t0;
       const out = {
@@ -171,7 +175,7 @@ describe('faults', { timeout: 600000 }, () => {
       return answer.result;
     };
     for (;;) {
-      const answer = await w.send('open', { name, schema: T.schema, storage: 'opfs' });
+      const answer = await w.send('open', { name, schema: T.schema, storage });
       if (!answer.error) break;
       if (answer.error.code !== 'LOCKED' || performance.now() - t0 > 20000) throw Object.assign(new Error(`open: ${answer.error.message}`), { code: answer.error.code });
       await new Promise((r) => setTimeout(r, 50));
@@ -184,15 +188,19 @@ describe('faults', { timeout: 600000 }, () => {
       inspect: await call('inspect', { limit: 1 }),
       statusPending: (await call('status', {})).pending,
     };
-  }), { name, via, tag, rowsSQL });
+  }), { name, via, tag, rowsSQL, storage });
 
-  test('a worker killed at random points of write batches leaves exactly the committed writes, each batch whole, and their outbox', { timeout: 300000 }, async (t) => {
-    const ROUNDS = Number(process.env.FAULTS_ROUNDS || 20);
+  /**
+   * killWrites is the write-batch kill test on storage ('opfs', or the
+   * IndexedDB fallback) for rounds rounds.
+   */
+  const killWrites = (storage, rounds) => async (t) => {
+    const ROUNDS = rounds;
     const next = rng(SEED);
-    t.diagnostic(`seed ${SEED} (OPFSYNC_FAULTS_SEED=${SEED} replays these plans)`);
+    t.diagnostic(`seed ${SEED} (OPFSYNC_FAULTS_SEED=${SEED} replays these plans); storage ${storage}`);
     const acks = await ackChannel(env.profile.context);
     let page = await env.profile.newPage(env.url);
-    const name = 'kill-writes';
+    const name = `kill-writes-${storage}`;
     /** @type {Map<string, {title: string, rank: number, note: string|null}>} */
     const live = new Map();
     const outbox = []; // [op, id] of every committed write, in order
@@ -204,7 +212,7 @@ describe('faults', { timeout: 600000 }, () => {
     for (let round = 0; round <= ROUNDS; round++) {
       // Open the database (after the previous kill) and check it.
       const via = round === ROUNDS || (round > 0 && last.terminated) ? 'store' : 'raw';
-      const state = await readState(page, name, via, `writes-${round}`);
+      const state = await readState(page, name, via, `writes-${round}`, undefined, storage);
       const where = last ? last.where : 'round 0';
       assertOpened(state, `${where}, reopened via ${via}`);
       const got = state.ok;
@@ -287,12 +295,12 @@ describe('faults', { timeout: 600000 }, () => {
         answers[i] = answer;
         acked++;
       };
-      const opened = await page.evaluate(async ({ name, msgs, tag }) => {
+      const opened = await page.evaluate(async ({ name, msgs, tag, storage }) => {
         let w = T.W;
         T.W = null;
         if (!w) {
           w = T.rawWorker(tag);
-          const o = await w.send('open', { name, schema: T.schema, storage: 'opfs' });
+          const o = await w.send('open', { name, schema: T.schema, storage });
           if (o.error) {
             w.terminate();
             return { error: o.error };
@@ -302,7 +310,7 @@ describe('faults', { timeout: 600000 }, () => {
         // Each answer goes to the test as it arrives: what the app saw.
         msgs.forEach((m, i) => w.send(m.op, m.args).then((answer) => window.faultsAck(i, answer)));
         return { ok: true };
-      }, { name, msgs: units.map((u) => u.msg), tag: `writes-${round}` });
+      }, { name, msgs: units.map((u) => u.msg), tag: `writes-${round}`, storage });
       assert.ok(opened.ok, `round ${round}: the raw worker did not open: ${JSON.stringify(opened.error)}`);
       await waitFor(() => acked >= killAfter, 120000, `round ${round}: ${killAfter} answers`);
       await new Promise((r) => setTimeout(r, delay));
@@ -327,7 +335,13 @@ describe('faults', { timeout: 600000 }, () => {
     }
     t.diagnostic(`${figures.kills} kills (${figures.crashed} renderer crashes, ${figures.kills - figures.crashed} by worker.terminate()): ${figures.units} units sent (${figures.unitsAcked} acknowledged, all there), ${figures.unitsCommitted} committed (${figures.lostAnswers} of them committed but unanswered), the stream cut short by ${figures.cut} kills; ${figures.writesCommitted} writes in the end, each with its pending mutation; openStore after terminate() ${Math.min(...figures.storeOpenMs)}–${Math.max(...figures.storeOpenMs)} ms`);
     await page.close();
-  });
+  };
+
+  const ROUNDS = Number(process.env.FAULTS_ROUNDS || 20);
+  test('a worker killed at random points of write batches leaves exactly the committed writes, each batch whole, and their outbox', { timeout: 300000 }, killWrites('opfs', ROUNDS));
+  // The IndexedDB fallback under the same kills (fewer rounds: each commit
+  // is one IndexedDB transaction, slower than an OPFS flush).
+  test('the same on the IndexedDB fallback (storage indexeddb)', { timeout: 300000 }, killWrites('indexeddb', Math.ceil(ROUNDS / 2)));
 
   // ---------------------------------------------------------------------
   // 2. Worker killed while pull pages are applied.

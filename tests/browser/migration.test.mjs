@@ -6,9 +6,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { useBrowser, waitFor } from './lib/harness.mjs';
+import { suiteEngines } from './lib/engines.mjs';
 
-describe('localStorage migration', { timeout: 180000 }, () => {
-  const env = useBrowser();
+for (const engine of suiteEngines()) describe(`localStorage migration [${engine}]`, { timeout: 180000 }, () => {
+  const env = useBrowser(1, engine);
 
   test('imports the records with migration origin, writes the marker, clears the key; never twice across reloads', { timeout: 60000 }, async () => {
     const page = await env.profile.newPage(env.url);

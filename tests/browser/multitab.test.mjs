@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { useBrowser, waitFor } from './lib/harness.mjs';
+import { suiteEngines } from './lib/engines.mjs';
 
-describe('multi-tab', { timeout: 180000 }, () => {
-  const env = useBrowser();
+for (const engine of suiteEngines()) describe(`multi-tab [${engine}]`, { timeout: 180000 }, () => {
+  const env = useBrowser(1, engine);
 
   const openCounted = (page, name) => page.evaluate((name) => {
     window.resends = 0;

@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { useBrowser } from './lib/harness.mjs';
+import { suiteEngines } from './lib/engines.mjs';
 
-describe('persistence', { timeout: 180000 }, () => {
-  const env = useBrowser();
+for (const engine of suiteEngines()) describe(`persistence [${engine}]`, { timeout: 180000 }, () => {
+  const env = useBrowser(1, engine);
 
   const snapshot = () => T.attempt(async () => {
     const s = T.stores.p;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { useBrowser, userToken, waitFor } from './lib/harness.mjs';
+import { suiteEngines } from './lib/engines.mjs';
 
 const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.ts': 'text/plain' };
 
@@ -14,13 +15,19 @@ function assertOpened(r) {
   assert.ok(r.ok, `openStore failed: ${JSON.stringify(r.error)}`);
 }
 
-describe('sync', { timeout: 240000 }, () => {
-  const env = useBrowser(2);
+// On Firefox and WebKit there is no offline emulation or request routing
+// (Playwright's, Chromium only), so "offline" there is what an app without
+// network sees from the store: the sync server unreachable (stopped), and a
+// store opened without sync; the guarantees checked are the same.
+for (const engine of suiteEngines()) describe(`sync [${engine}]`, { timeout: 240000 }, () => {
+  const env = useBrowser(2, engine);
+  const emulatesOffline = engine === 'chromium';
 
   // Each test syncs as its own user, so tests do not see each other's data.
   const openSynced = (page, label, name, user) => page.evaluate(({ label, name, token }) => T.attempt(() => T.open(label, { name, sync: { url: location.origin, token } })), { label, name, token: userToken(user) });
 
   test('writes made offline survive a reload and sync when the browser is back online', { timeout: 90000 }, async (t) => {
+    if (!emulatesOffline) return offlineWithoutEmulation(t);
     const { context } = env.profiles[0];
     const files = /\/(pages|dist)\//;
     // Whatever happens, the next tests get the profile back online.
@@ -78,8 +85,55 @@ describe('sync', { timeout: 240000 }, () => {
     await page.close();
   });
 
+  /**
+   * offlineWithoutEmulation: the server stops, so sync() fails with NETWORK
+   * and nothing can reach it; the writes made meanwhile and the outbox
+   * survive a reload (the store reopened without sync: the app is offline)
+   * and reach the server once the store syncs again.
+   */
+  async function offlineWithoutEmulation(t) {
+    t.diagnostic(`${engine}: no offline emulation; the sync server is stopped instead, and the store reopened without sync after the reload`);
+    const page = await env.profiles[0].newPage(`${env.server.url}/pages/store.html`);
+    assertOpened(await openSynced(page, 's', 'offline', 1));
+    await page.evaluate(() => T.stores.s.put('todos', { id: 'o0', title: 'before going offline' }));
+    await waitFor(async () => (await env.server.pull(userToken(1)))['todos/o0'], 10000, 'o0 on the server');
+    await env.server.pause();
+    let offline;
+    try {
+      offline = await page.evaluate(async () => {
+        const s = T.stores.s;
+        await s.put('todos', { id: 'o1', title: 'made offline' });
+        await s.patch('todos', 'o0', { title: 'edited offline' });
+        await s.put('todos', { id: 'o2', title: 'short-lived' });
+        await s.delete('todos', 'o2');
+        return { sync: await T.attempt(() => s.sync()), online: s.status().online };
+      });
+    } finally {
+      await env.server.resume();
+    }
+    assert.equal(offline.sync.error?.code, 'NETWORK', `sync() while the server is down: ${JSON.stringify(offline.sync)}`);
+    assert.equal(offline.online, false, 'status().online is false after a request got no answer');
+    await page.reload();
+    const reloaded = await page.evaluate(() => T.attempt(async () => {
+      await T.open('s', { name: 'offline' }); // no sync: the app is offline
+      return { rows: await T.stores.s.query('SELECT id, title FROM todos ORDER BY id'), pending: await T.pendingSettled('s', 4) };
+    }));
+    assert.deepEqual(reloaded.ok, { rows: [{ id: 'o0', title: 'edited offline' }, { id: 'o1', title: 'made offline' }], pending: 4 }, JSON.stringify(reloaded));
+    let onServer = await env.server.pull(userToken(1));
+    assert.equal(onServer['todos/o1'], undefined, 'nothing reached the server while offline');
+    await page.evaluate(() => T.stores.s.close());
+    assertOpened(await openSynced(page, 's', 'offline', 1));
+    onServer = await waitFor(async () => {
+      const recs = await env.server.pull(userToken(1));
+      return recs['todos/o1'] && recs['todos/o0'].title === 'edited offline' && recs['todos/o2']?._deleted === true && recs;
+    }, 15000, 'the offline writes on the server');
+    assert.equal(onServer['todos/o1'].title, 'made offline');
+    await waitFor(() => page.evaluate(() => T.stores.s.status().pending === 0 && T.stores.s.status().online), 10000, 'an empty outbox');
+    await page.close();
+  }
+
   test('two browser profiles converge, and the profile whose edit lost gets a conflict event', { timeout: 90000 }, async (t) => {
-    t.after(() => env.profiles[1].context.setOffline(false).catch(() => {}));
+    if (emulatesOffline) t.after(() => env.profiles[1].context.setOffline(false).catch(() => {}));
     const a = await env.profiles[0].newPage(`${env.server.url}/pages/store.html`);
     const b = await env.profiles[1].newPage(`${env.server.url}/pages/store.html`);
     assertOpened(await openSynced(a, 'c', 'converge', 2));
@@ -116,15 +170,26 @@ describe('sync', { timeout: 240000 }, () => {
 
     // A conflict: B edits a1's title offline; A edits it later and syncs;
     // B comes back: A's newer edit wins, and B is told its edit lost.
+    // (Without offline emulation, B's store is reopened without sync
+    // instead: B is offline as far as the store can tell.)
     await waitFor(() => b.evaluate(() => T.stores.c.status().pending === 0), 10000, 'B drained');
-    await env.profiles[1].context.setOffline(true);
-    await waitFor(() => b.evaluate(() => T.stores.c.status().online === false), 10000, 'B offline');
+    if (emulatesOffline) {
+      await env.profiles[1].context.setOffline(true);
+      await waitFor(() => b.evaluate(() => T.stores.c.status().online === false), 10000, 'B offline');
+    } else {
+      t.diagnostic(`${engine}: no offline emulation; B's store is reopened without sync for its offline edit`);
+      await b.evaluate(async () => { await T.stores.c.close(); await T.open('c', { name: 'converge' }); });
+    }
     await b.evaluate(() => T.stores.c.patch('todos', 'a1', { title: 'B offline edit' }));
     await new Promise((r) => setTimeout(r, 30)); // A's stamp is later
     await a.evaluate(() => T.stores.c.patch('todos', 'a1', { title: 'A later edit' }));
     await waitFor(async () => (await env.server.pull(userToken(2)))['todos/a1'].title === 'A later edit', 10000, "A's edit on the server");
     assert.deepEqual(await b.evaluate(() => T.eventsOf('c', 'conflict')), []);
-    await env.profiles[1].context.setOffline(false);
+    if (emulatesOffline) await env.profiles[1].context.setOffline(false);
+    else {
+      await b.evaluate(() => T.stores.c.close());
+      assertOpened(await openSynced(b, 'c', 'converge', 2));
+    }
     const conflicts = await waitFor(async () => {
       const c = await b.evaluate(() => T.eventsOf('c', 'conflict'));
       return c.length > 0 && c;

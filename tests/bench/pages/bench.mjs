@@ -39,7 +39,7 @@ function check(cond, what) {
   if (!cond) throw new Error(`benchmark check failed: ${what}`);
 }
 
-/** opfsyncEngine drives a store of the given storage ('opfs' or 'memory'). */
+/** opfsyncEngine drives a store of the given storage ('opfs', 'indexeddb' or 'memory'). */
 function opfsyncEngine(storage) {
   let store = null;
   const open = async (name, sync) => {
@@ -47,7 +47,7 @@ function opfsyncEngine(storage) {
     return store;
   };
   return {
-    persistent: storage === 'opfs',
+    persistent: storage !== 'memory',
     open: (name) => open(name),
     close: async () => { await store.close(); store = null; },
     // W1: the real apply path of a pull page (an internal op; in a real
@@ -152,6 +152,7 @@ function peerEngine(engine) {
 
 const ENGINES = {
   opfsync: () => opfsyncEngine('opfs'),
+  'opfsync-idb': () => opfsyncEngine('indexeddb'),
   'opfsync-memory': () => opfsyncEngine('memory'),
   'sqlite-wasm': () => peerEngine('sqlite'),
   dexie: () => peerEngine('dexie'),

@@ -1,26 +1,66 @@
 // One thin driver per browser engine, all with the same small surface, so a
-// scenario written once runs on every engine (engines.test.mjs):
+// scenario written once runs on every engine:
 //
-//   const browser = await launch(engine)   // 'chromium' | 'firefox' | 'webkit'
-//   const page = await browser.open(url)   // waits for the test page's window.T
-//   await page.evaluate(fn, arg)           // fn runs in the page; its (awaited) result comes back as JSON
-//   await page.reload()                    // same origin, same profile: storage stays
-//   await browser.close()                  // removes the profile
+//   const browser = await launch(engine)     // 'chromium' | 'firefox' | 'webkit'
+//   const page = await browser.newPage(url)  // waits for the test page's window.T
+//   await page.evaluate(fn, arg)             // fn runs in the page; its (awaited) result comes back as JSON
+//   await page.waitForFunction(fn, arg)      // polls fn in the page until it is truthy
+//   await page.reload()                      // same origin, same profile: storage stays
+//   await page.close()
+//   await browser.close()                    // removes the profile
 //
-// Chromium: playwright-core on /usr/bin/chromium. Firefox: puppeteer-core over
-// WebDriver BiDi on Debian's firefox-esr. WebKit: Debian's WebKitWebDriver
-// (W3C WebDriver, classic) driving WebKitGTK's MiniBrowser under xvfb-run. No
-// browser is ever downloaded; a missing one fails with how to install it.
+// Pages of one browser share its profile (OPFS, IndexedDB, Web Locks,
+// BroadcastChannel), like tabs. Chromium: playwright-core on /usr/bin/chromium
+// (its pages are Playwright's, with everything else Playwright has). Firefox:
+// puppeteer-core over WebDriver BiDi on Debian's firefox-esr. WebKit: Debian's
+// WebKitWebDriver (W3C WebDriver, classic) driving WebKitGTK's MiniBrowser
+// under xvfb-run; each page is a tab, and since classic WebDriver talks to one
+// tab at a time, every command switches to its page first (commands of one
+// browser run one at a time). No browser is ever downloaded; a missing one
+// fails with how to install it.
 import { spawn } from 'node:child_process';
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import puppeteer from 'puppeteer-core';
+import { describe, test } from 'node:test';
 import { launchProfile, waitFor } from './harness.mjs';
 
 /** ENGINES lists the engines of the matrix, in order. */
 export const ENGINES = ['chromium', 'firefox', 'webkit'];
+
+/**
+ * chromiumOnly registers, for every other engine of the suite, the suite's
+ * scenarios as skipped tests whose reason says why they cannot run there and
+ * what covers that engine instead (visible in the report, never silent). It
+ * returns whether Chromium is in the suite.
+ */
+export function chromiumOnly(suite, scenarios, reason) {
+  for (const engine of suiteEngines()) {
+    if (engine !== 'chromium') describe(`${suite} [${engine}]`, () => test(scenarios, { skip: `${engine}: ${reason}` }, () => {}));
+  }
+  return suiteEngines().includes('chromium');
+}
+
+/**
+ * DEFAULT_STORAGE is the storage a store opened with the default options
+ * uses on each engine as tested here (engines.test.mjs probes the features
+ * behind it): WebKitGTK 2.50 has no OPFS, so it falls back to IndexedDB.
+ */
+export const DEFAULT_STORAGE = { chromium: 'opfs', firefox: 'opfs', webkit: 'indexeddb' };
+
+/**
+ * suiteEngines returns the engines the suite runs on: ENGINES, or the
+ * comma-separated subset in OPFSYNC_ENGINES.
+ */
+export function suiteEngines() {
+  const only = process.env.OPFSYNC_ENGINES;
+  if (!only) return ENGINES;
+  const picked = only.split(',').map((e) => e.trim()).filter(Boolean);
+  for (const e of picked) if (!ENGINES.includes(e)) throw new Error(`OPFSYNC_ENGINES: unknown engine ${e}; one of ${ENGINES.join(', ')}`);
+  return picked;
+}
 
 const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr';
 const WEBKIT_DRIVER = process.env.WEBKIT_DRIVER || '/usr/bin/WebKitWebDriver';
@@ -43,7 +83,7 @@ async function need(engine, ...files) {
 /** waitReady polls the page until the test page's module has loaded. */
 const waitReady = (evaluate) => waitFor(() => evaluate(() => !!(window.T && window.T.loaded)), 20000, 'the test page to load');
 
-/** launch starts engine on a fresh profile; it resolves to {engine, version, open(url), close()}. */
+/** launch starts engine on a fresh profile; it resolves to {engine, version, newPage(url), close()}. */
 export async function launch(engine) {
   switch (engine) {
     case 'chromium': return launchChromium();
@@ -59,7 +99,17 @@ export async function launch(engine) {
  */
 function pageDriver(page) {
   const evaluate = (fn, arg) => page.evaluate(fn, arg);
-  return { evaluate, async reload() { await page.reload(); await waitReady(evaluate); }, close: () => page.close() };
+  return {
+    evaluate,
+    waitForFunction: (fn, arg) => waitForFunction(evaluate, fn, arg),
+    async reload() { await page.reload(); await waitReady(evaluate); },
+    close: () => page.close(),
+  };
+}
+
+/** waitForFunction polls fn(arg) in the page (through evaluate) until it is truthy, for 30 s at most. */
+function waitForFunction(evaluate, fn, arg) {
+  return waitFor(() => evaluate(fn, arg), 30000, `page function ${String(fn).slice(0, 80)}`);
 }
 
 // Chromium: the harness's profile (launchProfile), as the rest of the suite uses.
@@ -68,7 +118,8 @@ async function launchChromium() {
   return {
     engine: 'chromium',
     version: profile.context.browser()?.version() ?? 'unknown',
-    open: async (url) => pageDriver(await profile.newPage(url)),
+    profile,
+    newPage: (url) => profile.newPage(url),
     close: () => profile.close(),
   };
 }
@@ -85,7 +136,7 @@ async function launchFirefox() {
   return {
     engine: 'firefox',
     version: (await browser.version()).replace(/^firefox\//, ''),
-    async open(url) {
+    async newPage(url) {
       const page = await browser.newPage();
       page.on('console', (m) => {
         if (debug || m.type() === 'error' || m.type() === 'warn') console.error(`[firefox ${m.type()}] ${m.text()}`);
@@ -139,23 +190,51 @@ async function launchWebKit() {
       timeouts: { script: 120000 },
     } } });
     const sid = session.sessionId;
+    // Commands of the session run one at a time; each page's command first
+    // switches to its tab (classic WebDriver has one current tab).
+    let chain = Promise.resolve();
+    let current = null;
+    const onPage = (handle, fn) => {
+      const run = chain.then(async () => {
+        if (current !== handle) {
+          await wd('POST', `/session/${sid}/window`, { handle });
+          current = handle;
+        }
+        return fn();
+      });
+      chain = run.catch(() => {});
+      return run;
+    };
     // W3C Execute Script awaits a returned promise; the function and its
     // argument cross as source text and JSON, as with page.evaluate.
-    const evaluate = (fn, arg) => wd('POST', `/session/${sid}/execute/sync`, { script: `return (${fn})(arguments[0])`, args: [arg ?? null] });
-    let opened = false;
+    const execute = (fn, arg) => wd('POST', `/session/${sid}/execute/sync`, { script: `return (${fn})(arguments[0])`, args: [arg ?? null] });
+    let first = await wd('GET', `/session/${sid}/window`); // the session's own tab: the first page
     return {
       engine: 'webkit',
       version: session.capabilities.browserVersion,
-      async open(url) {
-        // Classic WebDriver drives one window: the scenario uses one page per browser.
-        if (opened) throw new Error('webkit driver: one page per browser');
-        opened = true;
-        await wd('POST', `/session/${sid}/url`, { url });
+      async newPage(url) {
+        let handle = first;
+        if (handle) first = null;
+        else handle = (await onPage(current, () => wd('POST', `/session/${sid}/window/new`, { type: 'tab' }))).handle;
+        const evaluate = (fn, arg) => onPage(handle, () => execute(fn, arg));
+        await onPage(handle, () => wd('POST', `/session/${sid}/url`, { url }));
         await waitReady(evaluate);
         return {
           evaluate,
-          async reload() { await wd('POST', `/session/${sid}/refresh`, {}); await waitReady(evaluate); },
-          close: async () => {},
+          waitForFunction: (fn, arg) => waitForFunction(evaluate, fn, arg),
+          async reload() { await onPage(handle, () => wd('POST', `/session/${sid}/refresh`, {})); await waitReady(evaluate); },
+          // Closing the session's last tab would end the session, and
+          // navigating away may keep the page alive in the back/forward
+          // cache: so a blank tab is opened first (the next newPage uses
+          // it), then this one is closed.
+          close: () => onPage(handle, async () => {
+            const open = await wd('GET', `/session/${sid}/window/handles`);
+            if (open.length === 1) first = (await wd('POST', `/session/${sid}/window/new`, { type: 'tab' })).handle;
+            await wd('DELETE', `/session/${sid}/window`);
+            const left = await wd('GET', `/session/${sid}/window/handles`);
+            await wd('POST', `/session/${sid}/window`, { handle: left[0] });
+            current = left[0];
+          }),
         };
       },
       async close() {

@@ -134,16 +134,25 @@ export async function waitFor(fn, ms = 10000, what = 'condition') {
 
 /**
  * useBrowser registers before/after hooks in the calling suite: a server
- * (startServer) and `profiles` Chromium profiles (launchProfile), all closed
- * after the suite. The object it returns is filled in by the before hook:
- * {server, url (of the test page), profile (the first), profiles}.
+ * (startServer) and `profiles` browser profiles, all closed after the suite.
+ * On 'chromium' (the default) a profile is launchProfile's (Playwright, with
+ * context for routing, offline and CDP); on 'firefox' and 'webkit' it is
+ * lib/engines.mjs's driver (newPage, and pages with evaluate,
+ * waitForFunction, reload, close). The object it returns is filled in by the
+ * before hook: {server, url (of the test page), profile (the first),
+ * profiles, engine}.
  */
-export function useBrowser(profiles = 1) {
-  const env = { server: null, url: '', profiles: [], get profile() { return this.profiles[0]; } };
+export function useBrowser(profiles = 1, engine = 'chromium') {
+  const env = { server: null, url: '', profiles: [], engine, get profile() { return this.profiles[0]; } };
   before(async () => {
     env.server = await startServer();
     env.url = `${env.server.url}/pages/store.html`;
-    env.profiles = await Promise.all(Array.from({ length: profiles }, () => launchProfile()));
+    if (engine === 'chromium') {
+      env.profiles = await Promise.all(Array.from({ length: profiles }, () => launchProfile()));
+    } else {
+      const { launch } = await import('./engines.mjs');
+      env.profiles = await Promise.all(Array.from({ length: profiles }, () => launch(engine)));
+    }
   });
   after(async () => {
     await Promise.all(env.profiles.map((p) => p.close()));
