@@ -15,9 +15,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startServer, userToken } from './lib/harness.mjs';
-import { ENGINES, launch } from './lib/engines.mjs';
-
-const only = process.env.OPFSYNC_ENGINES ? process.env.OPFSYNC_ENGINES.split(',') : ENGINES;
+import { ENGINES, launch, suiteEngines } from './lib/engines.mjs';
 
 /**
  * persistentScenario runs the scenario on a store named name opened with
@@ -75,8 +73,9 @@ describe('engines', { timeout: 400000 }, () => {
   before(async () => { server = await startServer(); });
   after(async () => { await server?.stop(); });
 
-  ENGINES.forEach((engine, i) => {
-    test(engine, { timeout: 240000, skip: only.includes(engine) ? false : `OPFSYNC_ENGINES=${process.env.OPFSYNC_ENGINES}` }, async (t) => {
+  for (const engine of suiteEngines()) {
+    const i = ENGINES.indexOf(engine); // each engine syncs as its own user
+    test(engine, { timeout: 240000 }, async (t) => {
       const browser = await launch(engine);
       try {
         const page = await browser.newPage(`${server.url}/pages/store.html`);
@@ -115,5 +114,5 @@ describe('engines', { timeout: 400000 }, () => {
         await browser.close();
       }
     });
-  });
+  }
 });

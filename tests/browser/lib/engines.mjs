@@ -119,7 +119,7 @@ async function launchChromium() {
     engine: 'chromium',
     version: profile.context.browser()?.version() ?? 'unknown',
     profile,
-    newPage: (url) => profile.newPage(url),
+    newPage: async (url) => pageDriver(await profile.newPage(url)),
     close: () => profile.close(),
   };
 }
