@@ -11,7 +11,8 @@
 //
 // Pages of one browser share its profile (OPFS, IndexedDB, Web Locks,
 // BroadcastChannel), like tabs. Chromium: playwright-core on /usr/bin/chromium
-// (its pages are Playwright's, with everything else Playwright has). Firefox:
+// (useBrowser in harness.mjs hands the suites Playwright's own pages there,
+// for routing, offline emulation and CDP). Firefox:
 // puppeteer-core over WebDriver BiDi on Debian's firefox-esr. WebKit: Debian's
 // WebKitWebDriver (W3C WebDriver, classic) driving WebKitGTK's MiniBrowser
 // under xvfb-run; each page is a tab, and since classic WebDriver talks to one
