@@ -2,7 +2,7 @@
 // scenario written once runs on every engine:
 //
 //   const browser = await launch(engine)     // 'chromium' | 'firefox' | 'webkit'
-//   const page = await browser.newPage(url)  // waits for the test page's window.T
+//   const page = await browser.newPage(url)  // waits for the test page's window.T (or newPage(url, ready): until ready() is true in the page)
 //   await page.evaluate(fn, arg)             // fn runs in the page; its (awaited) result comes back as JSON
 //   await page.waitForFunction(fn, arg)      // polls fn in the page until it is truthy
 //   await page.reload()                      // same origin, same profile: storage stays
@@ -81,8 +81,11 @@ async function need(engine, ...files) {
   }
 }
 
-/** waitReady polls the page until the test page's module has loaded. */
-const waitReady = (evaluate) => waitFor(() => evaluate(() => !!(window.T && window.T.loaded)), 20000, 'the test page to load');
+/** testPageReady is true in the page once the test page's module has loaded (window.T). */
+const testPageReady = () => !!(window.T && window.T.loaded);
+
+/** waitReady polls ready in the page (testPageReady by default) until it is true. */
+const waitReady = (evaluate, ready = testPageReady) => waitFor(() => evaluate(ready), 30000, 'the page to be ready');
 
 /** launch starts engine on a fresh profile; it resolves to {engine, version, newPage(url), close()}. */
 export async function launch(engine) {
@@ -98,12 +101,12 @@ export async function launch(engine) {
  * pageDriver wraps a loaded Playwright or Puppeteer page (the two APIs
  * agree on evaluate, reload and close).
  */
-function pageDriver(page) {
+function pageDriver(page, ready = testPageReady) {
   const evaluate = (fn, arg) => page.evaluate(fn, arg);
   return {
     evaluate,
     waitForFunction: (fn, arg) => waitForFunction(evaluate, fn, arg),
-    async reload() { await page.reload(); await waitReady(evaluate); },
+    async reload() { await page.reload(); await waitReady(evaluate, ready); },
     close: () => page.close(),
   };
 }
@@ -121,6 +124,7 @@ async function launchChromium() {
     version: profile.context.browser()?.version() ?? 'unknown',
     profile,
     newPage: async (url) => pageDriver(await profile.newPage(url)),
+    // (Chromium's suites that need another ready condition use Playwright directly.)
     close: () => profile.close(),
   };
 }
@@ -137,14 +141,14 @@ async function launchFirefox() {
   return {
     engine: 'firefox',
     version: (await browser.version()).replace(/^firefox\//, ''),
-    async newPage(url) {
+    async newPage(url, ready = testPageReady) {
       const page = await browser.newPage();
       page.on('console', (m) => {
         if (debug || m.type() === 'error' || m.type() === 'warn') console.error(`[firefox ${m.type()}] ${m.text()}`);
       });
       await page.goto(url);
-      const driver = pageDriver(page);
-      await waitReady(driver.evaluate);
+      const driver = pageDriver(page, ready);
+      await waitReady(driver.evaluate, ready);
       return driver;
     },
     async close() {
@@ -213,17 +217,17 @@ async function launchWebKit() {
     return {
       engine: 'webkit',
       version: session.capabilities.browserVersion,
-      async newPage(url) {
+      async newPage(url, ready = testPageReady) {
         let handle = first;
         if (handle) first = null;
         else handle = (await onPage(current, () => wd('POST', `/session/${sid}/window/new`, { type: 'tab' }))).handle;
         const evaluate = (fn, arg) => onPage(handle, () => execute(fn, arg));
         await onPage(handle, () => wd('POST', `/session/${sid}/url`, { url }));
-        await waitReady(evaluate);
+        await waitReady(evaluate, ready);
         return {
           evaluate,
           waitForFunction: (fn, arg) => waitForFunction(evaluate, fn, arg),
-          async reload() { await onPage(handle, () => wd('POST', `/session/${sid}/refresh`, {})); await waitReady(evaluate); },
+          async reload() { await onPage(handle, () => wd('POST', `/session/${sid}/refresh`, {})); await waitReady(evaluate, ready); },
           // Closing the session's last tab would end the session, and
           // navigating away may keep the page alive in the back/forward
           // cache: so a blank tab is opened first (the next newPage uses
