@@ -68,9 +68,10 @@ for (const engine of suiteEngines().filter((e) => e !== 'chromium')) {
       // The server is gone: only the service worker can load the app.
       await envE.server.pause();
       try {
+        await page.evaluate(() => { window.opfsyncTestOld = true; }); // ready again only once reloaded
         await page.reload();
         assert.equal(await page.evaluate(() => !!navigator.serviceWorker.controller), true, 'the offline reload is controlled by the service worker');
-        assert.deepEqual(await titles(), ['Groceries'], 'the note is there after the offline reload');
+        await waitFor(async () => (await titles()).join() === 'Groceries', 20000, 'the note in the list after the offline reload');
         await addNote('Offline idea', 'Written on the train.');
         await waitFor(() => page.evaluate(() => document.getElementById('sync').dataset.pending === '1'), 20000, 'one pending change');
       } finally {
