@@ -63,11 +63,26 @@ func TestBlockingStorageRunsNothingInline(t *testing.T) {
 			from := len(p.posters)
 			p.mu.Unlock()
 			me := goroutineID()
+			// idle waits until the previous message is done (its answer is
+			// posted just before), so that only the storage decides.
+			idle := func() {
+				for {
+					p.b.mu.Lock()
+					free := !p.b.busy && len(p.b.queue) == 0
+					p.b.mu.Unlock()
+					if free {
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
 			for i := range 5 {
+				idle()
 				if _, e := p.call("put", map[string]any{"collection": "notes", "record": map[string]any{"id": "n" + strconv.Itoa(i), "body": "b"}}); e != nil {
 					t.Fatal(e.Message)
 				}
 			}
+			idle()
 			res, e := p.call("get", map[string]any{"collection": "notes", "id": "n4"})
 			if e != nil || !strings.Contains(string(res), `"b"`) {
 				t.Fatalf("get after the puts: %s, %v", res, e)
