@@ -77,12 +77,16 @@ async function firefoxRunner() {
   };
   await start();
   const version = `Firefox ${(await browser.version()).replace(/^firefox\//, '')}`;
+  let used = false; // the first page gets the browser started above
   return {
     name: 'firefox',
     version,
     async page(rep, engine, url) {
-      await stop();
-      await start();
+      if (used) {
+        await stop();
+        await start();
+      }
+      used = true;
       const page = await browser.newPage();
       page.on('console', show(`firefox ${engine}`));
       await page.goto(url);

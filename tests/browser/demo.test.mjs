@@ -57,13 +57,10 @@ for (const engine of suiteEngines().filter((e) => e !== 'chromium')) {
 
       await addNote('Groceries', 'Milk, eggs, bread');
       await waitFor(async () => Object.values(await envE.server.pull(TOKEN)).some((r) => r.title === 'Groceries'), 15000, 'the note on the server');
-      await waitFor(() => page.evaluate(() => new Promise((resolve) => {
-        const sw = navigator.serviceWorker.controller;
-        if (!sw) return resolve(false);
-        const channel = new MessageChannel();
-        channel.port1.onmessage = (e) => resolve(!!(e.data && e.data.gen && e.data.files === e.data.expected));
-        sw.postMessage({ type: 'opfsync-demo:status' }, [channel.port2]);
-      })), 30000, 'the service worker to cache the app');
+      await waitFor(async () => {
+        const c = await appCache(page);
+        return c && c.gen && c.files === c.expected;
+      }, 30000, 'the service worker to cache the app');
 
       // The server is gone: only the service worker can load the app.
       await envE.server.pause();

@@ -69,20 +69,14 @@ for (const engine of suiteEngines()) describe(`sync [${engine}]`, { timeout: 240
     assert.equal(reloaded.online, false);
     assert.deepEqual(reloaded.rows, [{ id: 'o0', title: 'edited offline' }, { id: 'o1', title: 'made offline' }]);
     await waitFor(() => page.evaluate(() => T.stores.s.status().pending === 4), 5000, 'the 4 offline writes in the outbox after the reload');
-    let onServer = await env.server.pull(userToken(1));
+    const onServer = await env.server.pull(userToken(1));
     assert.equal(onServer['todos/o1'], undefined, 'nothing reaches the server while offline');
     assert.equal(onServer['todos/o0'].title, 'before going offline');
 
     // Back online: the 'online' event makes the engine push at once.
     await context.unroute(files);
     await context.setOffline(false);
-    onServer = await waitFor(async () => {
-      const recs = await env.server.pull(userToken(1));
-      return recs['todos/o1'] && recs['todos/o0'].title === 'edited offline' && recs['todos/o2']?._deleted === true && recs;
-    }, 15000, 'the offline writes on the server');
-    assert.equal(onServer['todos/o1'].title, 'made offline');
-    await waitFor(() => page.evaluate(() => T.stores.s.status().pending === 0 && T.stores.s.status().online), 10000, 'an empty outbox');
-    await page.close();
+    await offlineWritesReachServer(page);
   });
 
   /**
@@ -119,11 +113,16 @@ for (const engine of suiteEngines()) describe(`sync [${engine}]`, { timeout: 240
       return { rows: await T.stores.s.query('SELECT id, title FROM todos ORDER BY id'), pending: await T.pendingSettled('s', 4) };
     }));
     assert.deepEqual(reloaded.ok, { rows: [{ id: 'o0', title: 'edited offline' }, { id: 'o1', title: 'made offline' }], pending: 4 }, JSON.stringify(reloaded));
-    let onServer = await env.server.pull(userToken(1));
+    const onServer = await env.server.pull(userToken(1));
     assert.equal(onServer['todos/o1'], undefined, 'nothing reached the server while offline');
     await page.evaluate(() => T.stores.s.close());
     assertOpened(await openSynced(page, 's', 'offline', 1));
-    onServer = await waitFor(async () => {
+    await offlineWritesReachServer(page);
+  }
+
+  /** offlineWritesReachServer waits for the offline test's writes on the server and an empty outbox, then closes page. */
+  async function offlineWritesReachServer(page) {
+    const onServer = await waitFor(async () => {
       const recs = await env.server.pull(userToken(1));
       return recs['todos/o1'] && recs['todos/o0'].title === 'edited offline' && recs['todos/o2']?._deleted === true && recs;
     }, 15000, 'the offline writes on the server');

@@ -4,8 +4,6 @@ package idb
 
 import (
 	"context"
-	"crypto/rand"
-	"strings"
 	"testing"
 
 	"github.com/ncruces/go-sqlite3"
@@ -26,11 +24,7 @@ func requireIDB(t testing.TB) {
 	}
 }
 
-// testName returns a database name unique to this test run.
-func testName(t testing.TB) string {
-	n := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
-	return n + "-" + rand.Text()[:8] + ".db"
-}
+var testName = vfstest.TestName
 
 // openTestDB opens a fresh database, closed and deleted after the test.
 func openTestDB(t testing.TB) (*DB, string) {
@@ -83,16 +77,7 @@ func crash(db *DB) {
 // rawFile opens one of db's files through its VFS, as SQLite would.
 func rawFile(t testing.TB, db *DB, suffix string, flags vfs.OpenFlag) vfs.File {
 	t.Helper()
-	v := vfs.Find(db.VFSName())
-	if v == nil {
-		t.Fatalf("VFS %q not registered", db.VFSName())
-	}
-	f, _, err := v.Open(db.Path()+suffix, flags|vfs.OPEN_READWRITE|vfs.OPEN_CREATE)
-	if err != nil {
-		t.Fatalf("open %s%s: %v", db.Path(), suffix, err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
+	return vfstest.RawFile(t, db.VFSName(), db.Path(), suffix, flags)
 }
 
 func openConn(t testing.TB, db *DB, pragmas ...string) *sqlite3.Conn {

@@ -86,7 +86,7 @@ type DB struct {
 	conn    safejs.Value // IDBDatabase
 	release safejs.Value // releases the Web Lock
 
-	mu        sync.Mutex // guards closed and openFiles (the VFS's Open/Close)
+	mu        sync.Mutex // guards everything below: every VFS call and Close hold it
 	closed    bool
 	openFiles int
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"unsafe"
 
 	"github.com/hack-pad/safejs"
 	"github.com/opfsync/opfsync/wasm/internal/jsutil"
@@ -87,7 +86,7 @@ func (h helpers) load(db safejs.Value, file int, from, to int64) (map[int64][]by
 func (h helpers) commit(db safejs.Value, data []byte, keys, cuts, sizes []any) error {
 	ptr := 0.0
 	if len(data) > 0 {
-		ptr = float64(uintptr(unsafe.Pointer(unsafe.SliceData(data))))
+		ptr = jsutil.PtrOf(data)
 	}
 	// The helper copies data out before it returns its Promise.
 	p, err := h.v.Call("commit", db, ptr, keys, blockSize, cuts, sizes)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/vfs"
-	"github.com/opfsync/opfsync/wasm/internal/jsutil"
 	"github.com/opfsync/opfsync/wasm/internal/vfskit"
 )
 
@@ -54,10 +53,10 @@ func (v *idbVFS) Delete(name string, syncDir bool) error {
 		return sqlite3.IOERR_DELETE_NOENT
 	}
 	if err := f.truncate(0); err != nil {
-		return ioError(err, sqlite3.IOERR_DELETE)
+		return vfskit.IOError(err, sqlite3.IOERR_DELETE)
 	}
 	if syncDir {
-		return ioError(db.flush(), sqlite3.IOERR_DELETE)
+		return vfskit.IOError(db.flush(), sqlite3.IOERR_DELETE)
 	}
 	return nil
 }
@@ -115,7 +114,7 @@ func (f *file) WriteAt(p []byte, off int64) (int, error) {
 	f.f.db.mu.Lock()
 	defer f.f.db.mu.Unlock()
 	n, err := f.f.writeAt(p, off)
-	return n, ioError(err, sqlite3.IOERR_WRITE)
+	return n, vfskit.IOError(err, sqlite3.IOERR_WRITE)
 }
 
 func (f *file) Truncate(size int64) error {
@@ -124,7 +123,7 @@ func (f *file) Truncate(size int64) error {
 	}
 	f.f.db.mu.Lock()
 	defer f.f.db.mu.Unlock()
-	return ioError(f.f.truncate(size), sqlite3.IOERR_TRUNCATE)
+	return vfskit.IOError(f.f.truncate(size), sqlite3.IOERR_TRUNCATE)
 }
 
 // Sync stores every change to the database's files since the last sync in
@@ -132,7 +131,7 @@ func (f *file) Truncate(size int64) error {
 func (f *file) Sync(flags vfs.SyncFlag) error {
 	f.f.db.mu.Lock()
 	defer f.f.db.mu.Unlock()
-	return ioError(f.f.db.flush(), sqlite3.IOERR_FSYNC)
+	return vfskit.IOError(f.f.db.flush(), sqlite3.IOERR_FSYNC)
 }
 
 func (f *file) Size() (int64, error) {
@@ -151,16 +150,4 @@ func (*file) SectorSize() int { return blockSize }
 // none), so SQLite may skip the ordering syncs it needs elsewhere.
 func (*file) DeviceCharacteristics() vfs.DeviceCharacteristic {
 	return vfs.IOCAP_POWERSAFE_OVERWRITE | vfs.IOCAP_SUBPAGE_READ | vfs.IOCAP_SEQUENTIAL | vfs.IOCAP_SAFE_APPEND
-}
-
-// ioError tags err with SQLITE_FULL when the quota or the disk is full,
-// otherwise with code; nil stays nil.
-func ioError(err error, code sqlite3.ExtendedErrorCode) error {
-	if err == nil {
-		return nil
-	}
-	if jsutil.ErrorName(err) == "QuotaExceededError" {
-		return vfs.SystemError(err, sqlite3.FULL)
-	}
-	return vfs.SystemError(err, code)
 }

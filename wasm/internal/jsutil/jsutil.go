@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/hack-pad/safejs"
 )
@@ -116,4 +117,11 @@ func CallAwait(ctx context.Context, v safejs.Value, m string, cleanup func(safej
 		return safejs.Undefined(), err
 	}
 	return Await(ctx, p, cleanup)
+}
+
+// PtrOf returns the linear-memory offset of b's first byte (what JS reads
+// at through globalThis.opfsyncMem). The caller keeps b alive
+// (runtime.KeepAlive) until the JS call returned.
+func PtrOf(b []byte) float64 {
+	return float64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
 }

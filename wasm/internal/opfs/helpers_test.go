@@ -4,7 +4,6 @@ package opfs
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -35,11 +34,7 @@ func requireOPFS(t testing.TB) {
 	}
 }
 
-// testName returns a database name unique to this test run.
-func testName(t testing.TB) string {
-	n := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
-	return n + "-" + rand.Text()[:8] + ".db"
-}
+var testName = vfstest.TestName
 
 // openTestDB opens a fresh database and closes and deletes it after the
 // test.
@@ -75,19 +70,10 @@ func reopen(t testing.TB, db *DB) *DB {
 	return db
 }
 
-// rawFile opens one of db's files directly through its VFS, as SQLite would.
+// rawFile opens one of db's files through its VFS, as SQLite would.
 func rawFile(t testing.TB, db *DB, suffix string, flags vfs.OpenFlag) vfs.File {
 	t.Helper()
-	v := vfs.Find(db.VFSName())
-	if v == nil {
-		t.Fatalf("VFS %q not registered", db.VFSName())
-	}
-	f, _, err := v.Open(db.Path()+suffix, flags|vfs.OPEN_READWRITE|vfs.OPEN_CREATE)
-	if err != nil {
-		t.Fatalf("open %s%s: %v", db.Path(), suffix, err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
+	return vfstest.RawFile(t, db.VFSName(), db.Path(), suffix, flags)
 }
 
 // The SQL helpers shared with the IndexedDB VFS's tests (vfstest).

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"unsafe"
 
 	"github.com/hack-pad/safejs"
 	"github.com/opfsync/opfsync/wasm/internal/jsutil"
@@ -41,7 +40,7 @@ func loadIO() (*ioHelpers, error) {
 	}
 	// Check that opfsyncMem really is this instance's memory.
 	probe := []byte{1, 2, 3, 250}
-	n, err := h.number(h.probe.Invoke(ptrOf(probe), len(probe)))
+	n, err := h.number(h.probe.Invoke(jsutil.PtrOf(probe), len(probe)))
 	runtime.KeepAlive(probe)
 	if err != nil || n != 256 {
 		return nil, fmt.Errorf("opfs: globalThis.opfsyncMem is not this Go instance's memory (probe %v, %v)", n, err)
@@ -59,10 +58,4 @@ func (h *ioHelpers) number(v safejs.Value, err error) (int64, error) {
 		return int64(f), err
 	}
 	return 0, jsutil.ToError(v)
-}
-
-// ptrOf returns the linear-memory offset of b's first byte. The caller
-// keeps b alive (runtime.KeepAlive) until the JS call returned.
-func ptrOf(b []byte) float64 {
-	return float64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
 }

@@ -60,7 +60,7 @@ func (v *opfsVFS) Delete(name string, syncDir bool) error {
 		return sqlite3.IOERR_DELETE
 	}
 	if err := h.truncate(0); err != nil {
-		return ioError(err, sqlite3.IOERR_DELETE)
+		return vfskit.IOError(err, sqlite3.IOERR_DELETE)
 	}
 	if syncDir {
 		if err := h.flush(); err != nil {
@@ -136,7 +136,7 @@ func (h *handle) readAt(b []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	ioStats.reads++
-	n, err := h.db.io.number(h.db.io.read.Invoke(h.sah, ptrOf(b), len(b), off))
+	n, err := h.db.io.number(h.db.io.read.Invoke(h.sah, jsutil.PtrOf(b), len(b), off))
 	runtime.KeepAlive(b)
 	if err != nil {
 		return 0, fmt.Errorf("opfs: read %s at %d: %w", h.name, off, err)
@@ -154,7 +154,7 @@ func (f *file) WriteAt(b []byte, off int64) (int, error) {
 	}
 	n, err := f.h.writeAt(b, off)
 	if err != nil {
-		return n, ioError(err, sqlite3.IOERR_WRITE)
+		return n, vfskit.IOError(err, sqlite3.IOERR_WRITE)
 	}
 	return n, nil
 }
@@ -172,7 +172,7 @@ func (h *handle) writeAt(b []byte, off int64) (int, error) {
 		return 0, nil
 	}
 	ioStats.writes++
-	n, err := h.db.io.number(h.db.io.write.Invoke(h.sah, ptrOf(b), len(b), off))
+	n, err := h.db.io.number(h.db.io.write.Invoke(h.sah, jsutil.PtrOf(b), len(b), off))
 	runtime.KeepAlive(b)
 	if err != nil {
 		h.resize()
@@ -187,15 +187,6 @@ func (h *handle) writeAt(b []byte, off int64) (int, error) {
 	return int(n), nil
 }
 
-// ioError tags err with SQLITE_FULL when the quota is exhausted, otherwise
-// with code; the JS error name stays in the message.
-func ioError(err error, code sqlite3.ExtendedErrorCode) error {
-	if jsutil.ErrorName(err) == "QuotaExceededError" {
-		return vfs.SystemError(err, sqlite3.FULL)
-	}
-	return vfs.SystemError(err, code)
-}
-
 // resize re-reads the size after a failed write or truncate.
 func (h *handle) resize() {
 	if n, err := h.db.io.number(h.db.io.size.Invoke(h.sah)); err == nil {
@@ -207,7 +198,7 @@ func (f *file) Truncate(size int64) error {
 	if f.ReadOnly() {
 		return sqlite3.READONLY
 	}
-	return ioError(f.h.truncate(size), sqlite3.IOERR_TRUNCATE)
+	return vfskit.IOError(f.h.truncate(size), sqlite3.IOERR_TRUNCATE)
 }
 
 func (h *handle) truncate(size int64) error {
@@ -227,7 +218,7 @@ func (f *file) SizeHint(size int64) error {
 	if size <= f.h.size || f.ReadOnly() {
 		return nil
 	}
-	return ioError(f.h.truncate(size), sqlite3.IOERR_TRUNCATE)
+	return vfskit.IOError(f.h.truncate(size), sqlite3.IOERR_TRUNCATE)
 }
 
 // Sync is FileSystemSyncAccessHandle.flush(): every write so far reaches

@@ -5,6 +5,7 @@ package vfstest
 
 import (
 	"bytes"
+	crand "crypto/rand"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ncruces/go-sqlite3"
+	"github.com/ncruces/go-sqlite3/vfs"
 )
 
 // EnginePragmas are the pragmas syncengine sets on a file database.
@@ -185,4 +187,26 @@ func RunRandomTransactions(t testing.TB, conn *sqlite3.Conn, m Model, rng *rand.
 			Exec(t, conn, "VACUUM") // rewrites and shrinks the file
 		}
 	}
+}
+
+// TestName returns a database name unique to this test run.
+func TestName(t testing.TB) string {
+	n := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+	return n + "-" + crand.Text()[:8] + ".db"
+}
+
+// RawFile opens path+suffix through the registered VFS vfsName, as SQLite
+// would (read-write, created if needed), closed after the test.
+func RawFile(t testing.TB, vfsName, path, suffix string, flags vfs.OpenFlag) vfs.File {
+	t.Helper()
+	v := vfs.Find(vfsName)
+	if v == nil {
+		t.Fatalf("VFS %q not registered", vfsName)
+	}
+	f, _, err := v.Open(path+suffix, flags|vfs.OPEN_READWRITE|vfs.OPEN_CREATE)
+	if err != nil {
+		t.Fatalf("open %s%s: %v", path, suffix, err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
