@@ -522,15 +522,19 @@ func TestHostileBodyFraming(t *testing.T) {
 		{"Content-Length smaller than a good body", head("Content-Length: 20\r\n"), []byte(goodPut), false, 400, protocol.CodeValidation, "ends in the middle"},
 		{"Content-Length larger than the body", head(fmt.Sprintf("Content-Length: %d\r\n", len(goodPut)+100)), []byte(goodPut), true, 408, protocol.CodeValidation, "ended before its Content-Length"},
 		{"Content-Length past the limit, small body", head("Content-Length: 999999999\r\n"), []byte(goodPut), false, 413, protocol.CodeTooLarge, "larger than"},
-		{"Content-Length past int64", head("Content-Length: 99999999999999999999\r\n"), []byte(goodPut), false, 400, "", ""},
-		{"negative Content-Length", head("Content-Length: -1\r\n"), []byte(goodPut), false, 400, "", ""},
-		{"two different Content-Lengths", head("Content-Length: 10\r\nContent-Length: 20\r\n"), []byte(goodPut), false, 400, "", ""},
+		// net/http refuses the next four from the head and closes without
+		// reading further: a body sent with them would sit unread, and the
+		// kernel's RST on close may discard the answer before this test
+		// reads it (seen in CI). So they send the head alone.
+		{"Content-Length past int64", head("Content-Length: 99999999999999999999\r\n"), nil, false, 400, "", ""},
+		{"negative Content-Length", head("Content-Length: -1\r\n"), nil, false, 400, "", ""},
+		{"two different Content-Lengths", head("Content-Length: 10\r\nContent-Length: 20\r\n"), nil, false, 400, "", ""},
 		{"chunked, past the limit", head("Transfer-Encoding: chunked\r\n"), chunked(big, 64<<10), false, 413, protocol.CodeTooLarge, "larger than"},
 		{"chunked with a lying chunk size", head("Transfer-Encoding: chunked\r\n"), []byte("ffffffff\r\n" + goodPut + "\r\n0\r\n\r\n"), true, 408, protocol.CodeValidation, "ended in the middle"},
 		// RFC 9112 6.3: Transfer-Encoding overrides Content-Length (net/http
 		// reads the chunks and closes the connection afterwards).
 		{"chunked and Content-Length", head("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n"), chunked([]byte(validPush), 7), false, 200, "", ""},
-		{"unknown Transfer-Encoding", head("Transfer-Encoding: gzip\r\n"), []byte(goodPut), false, 501, "", ""},
+		{"unknown Transfer-Encoding", head("Transfer-Encoding: gzip\r\n"), nil, false, 501, "", ""},
 	}
 	before := s.snapshot()
 	for _, c := range cases {
