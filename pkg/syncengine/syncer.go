@@ -364,9 +364,10 @@ func (s *Syncer) syncOnce(ctx context.Context, push, pull bool) error {
 }
 
 // pushAll sends the outbox in seq order until it is empty. A batch the
-// server refuses as a whole with a permanent error is retried one mutation
-// at a time; a single mutation refused that way is dropped (rolled back)
-// with a rejected event, so one bad mutation never blocks the queue.
+// server refuses as a whole for its content (TransportError.RefusesContent)
+// is retried one mutation at a time; a single mutation refused that way is
+// dropped (rolled back) with a rejected event, so one bad mutation never
+// blocks the queue. Any other failure keeps the whole batch for a retry.
 func (s *Syncer) pushAll(ctx context.Context) error {
 	batchSize := s.opts.PushBatch
 	for {
@@ -386,7 +387,7 @@ func (s *Syncer) pushAll(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if te.Transient() {
+			if !te.RefusesContent() {
 				s.e.MarkPushFailed(ctx, mutationIDs(batch), te.Error())
 				return te
 			}
@@ -453,7 +454,8 @@ func capBatchBytes(ms []protocol.Mutation) []protocol.Mutation {
 }
 
 // pullAll fetches and applies pages until the server has no more. A cursor
-// the server no longer accepts (a permanent 4xx) starts a full resync once.
+// the server no longer accepts (TransportError.RefusesContent) starts a
+// full resync once.
 func (s *Syncer) pullAll(ctx context.Context) error {
 	ps, err := s.e.BeginPull(ctx)
 	if err != nil {
@@ -469,7 +471,7 @@ func (s *Syncer) pullAll(ctx context.Context) error {
 				return ctx.Err()
 			}
 			te := asTransportError("pull", err)
-			if !te.Transient() && ps.Cursor != "" && !resynced {
+			if te.RefusesContent() && ps.Cursor != "" && !resynced {
 				resynced = true
 				if ps, err = s.e.ResetPull(ctx); err != nil {
 					return err

@@ -52,16 +52,18 @@ func (e *TransportError) Error() string {
 // Unwrap returns the underlying network or decoding error.
 func (e *TransportError) Unwrap() error { return e.Err }
 
-// Transient reports whether retrying the same request later may succeed:
-// no response at all, a 5xx, 408 or 429. Authentication failures (401,
-// 403) are transient too: the request is fine, the credentials may be
-// fixed; nothing may be dropped because of them.
-func (e *TransportError) Transient() bool {
-	switch e.Status {
-	case 0, 408, 429, 401, 403: // no answer, request timeout, too many requests, unauthorized, forbidden
-		return true
-	}
-	return e.Status >= 500
+// RefusesContent reports whether the server refused the request for what it
+// carries, so that sending the same content again can never succeed: a 413
+// (too large, from the server or a proxy in front of it) or an opfsync
+// server's 400 VALIDATION. A push of one mutation refused so is refused for
+// that mutation, and a pull so refused is refused for its cursor. Every
+// other failure says nothing about the content — a 404, 405 or 415 from a
+// wrong URL or a proxy, a protocol VERSION mismatch, a 400 that is not an
+// opfsync error, no answer, a 5xx, 408, 429, 401 or 403 (the request is
+// fine; the credentials may be fixed): the caller keeps the content and
+// retries later.
+func (e *TransportError) RefusesContent() bool {
+	return e.Status == 413 || e.Status == 400 && e.Code == protocol.CodeValidation
 }
 
 // Unreachable reports whether no response arrived (the server or the

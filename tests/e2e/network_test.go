@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -35,6 +37,15 @@ type testProxy struct {
 // proxyTo starts a testProxy to target whose pushes go through onPush
 // first: onPush may answer itself (return true) or let the push through.
 func proxyTo(t *testing.T, target string, onPush func(w http.ResponseWriter, body []byte) bool) *testProxy {
+	return proxyWith(t, target, func(w http.ResponseWriter, r *http.Request, body []byte) bool {
+		return r.URL.Path == protocol.PathPush && onPush(w, body)
+	})
+}
+
+// proxyWith starts a testProxy to target whose requests go through
+// intercept first (with the body read, for pushes): intercept may answer
+// itself (return true) or let the request through.
+func proxyWith(t *testing.T, target string, intercept func(w http.ResponseWriter, r *http.Request, body []byte) bool) *testProxy {
 	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
@@ -50,21 +61,131 @@ func proxyTo(t *testing.T, target string, onPush func(w http.ResponseWriter, bod
 		http.Error(w, `{"error":{"code":"INTERNAL","message":"bad gateway"}}`, http.StatusBadGateway)
 	}
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body []byte
 		if r.URL.Path == protocol.PathPush {
-			body, err := io.ReadAll(r.Body)
-			if err != nil {
+			var err error
+			if body, err = io.ReadAll(r.Body); err != nil {
 				http.Error(w, "read", http.StatusBadRequest)
 				return
 			}
-			if onPush(w, body) {
-				return
-			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		if intercept(w, r, body) {
+			return
 		}
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(func() { p.CloseClientConnections(); p.Close() })
 	return p
+}
+
+// Answers that refuse a request without being about its writes — a wrong
+// URL's 404, a proxy's 405 or 415 page, a 400 that is no opfsync error, a
+// protocol VERSION mismatch — keep the writes in the outbox (nothing
+// rolled back, no rejected event) and say what was answered in the status;
+// once the server is reached again, the writes sync. A pull refused so
+// keeps its cursor (no full resync).
+func TestRefusalsNotAboutTheWritesKeepThem(t *testing.T) {
+	srv := startServer(t, nil)
+	type answer struct {
+		status      int
+		ctype, body string
+	}
+	refusals := []answer{
+		{404, "text/html", "<html><body>Not Found</body></html>"},
+		{405, "text/plain", "Method Not Allowed"},
+		{415, "text/plain", "Unsupported Media Type"},
+		{400, "text/html", "<html><body>400 Bad Request</body></html>"},
+		{400, "application/json", `{"error":{"code":"VERSION","message":"this server speaks protocol 2"}}`},
+	}
+	var (
+		mu          sync.Mutex
+		refusing    *answer  // nil: pass requests through
+		refusePulls bool     // refuse pulls too (pushes only otherwise)
+		cursors     []string // the cursor of every pull that reached the server
+	)
+	proxy := proxyWith(t, srv.URL(), func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		isPull := r.URL.Path == protocol.PathPull
+		if refusing != nil && (r.URL.Path == protocol.PathPush || isPull && refusePulls) {
+			w.Header().Set("Content-Type", refusing.ctype)
+			w.WriteHeader(refusing.status)
+			io.WriteString(w, refusing.body)
+			return true
+		}
+		if isPull {
+			cursors = append(cursors, r.URL.Query().Get("cursor"))
+		}
+		return false
+	})
+	refuse := func(a *answer, pulls bool) {
+		mu.Lock()
+		refusing, refusePulls = a, pulls
+		mu.Unlock()
+	}
+	c := newClient(t, "kept", proxy.URL)
+	events := record(c)
+	ctx := context.Background()
+	if _, err := c.Put(ctx, "items", syncengine.Record{"id": "first", "title": "synced"}); err != nil {
+		t.Fatal(err)
+	}
+	syncNow(t, c)
+	goOffline(t, c) // only SyncNow below
+	mu.Lock()
+	synced := len(cursors) // the pulls from here on must all have a cursor
+	mu.Unlock()
+	for i := range refusals {
+		refuse(&refusals[i], false)
+		id := fmt.Sprintf("w%d", i)
+		if _, err := c.Put(ctx, "items", syncengine.Record{"id": id, "title": "kept"}); err != nil {
+			t.Fatal(err)
+		}
+		err := c.sync.SyncNow(ctx)
+		var te *syncengine.TransportError
+		if !errors.As(err, &te) || te.Status != refusals[i].status {
+			t.Fatalf("answer %d: SyncNow returned %v, want the server's %d", i, err, refusals[i].status)
+		}
+		if st := c.sync.Status(); !strings.Contains(st.Error, strconv.Itoa(refusals[i].status)) {
+			t.Fatalf("answer %d: status error %q does not say what the server answered", i, st.Error)
+		}
+		if n := c.pending(t); n != i+1 {
+			t.Fatalf("answer %d (%d %s): outbox holds %d, want %d", i, refusals[i].status, refusals[i].body, n, i+1)
+		}
+		if r, _ := c.Get(ctx, "items", id); r == nil || r["title"] != "kept" {
+			t.Fatalf("answer %d: the write was rolled back: %v", i, r)
+		}
+	}
+	if rej := events.of("rejected"); len(rej) != 0 {
+		t.Fatalf("rejected events for writes no server refused: %v", rej)
+	}
+	// A pull refused so keeps the cursor it had.
+	refuse(&refusals[0], true)
+	if err := c.sync.SyncNow(ctx); err == nil {
+		t.Fatal("SyncNow succeeded through a 404")
+	}
+	refuse(nil, false)
+	syncNow(t, c)
+	if n := c.pending(t); n != 0 {
+		t.Fatalf("outbox holds %d after the server was reached", n)
+	}
+	mu.Lock()
+	if len(cursors) == synced {
+		t.Error("no pull reached the server after the refusals")
+	}
+	for _, cur := range cursors[synced:] {
+		if cur == "" {
+			t.Errorf("a pull started over from no cursor: %q", cursors[synced:])
+		}
+	}
+	mu.Unlock()
+	other := newClient(t, "other", srv.URL())
+	syncNow(t, other)
+	for i := range refusals {
+		if r, _ := other.Get(ctx, "items", fmt.Sprintf("w%d", i)); r == nil || r["title"] != "kept" {
+			t.Fatalf("w%d did not reach the server: %v", i, r)
+		}
+	}
 }
 
 // A server (or a proxy in front of it) that answers 429 Too Many Requests
