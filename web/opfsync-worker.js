@@ -65,6 +65,7 @@
       throw new Error(`opfsync worker: fetching ${url} answered HTTP ${resp.status}; copy opfsync.wasm next to opfsync-worker.js (web/dist/).`);
     }
     const go = new Go();
+    guardEntries(go);
     let exitCode;
     const exit = go.exit;
     go.exit = (code) => { exitCode = code; exit.call(go, code); };
@@ -91,6 +92,41 @@
       const code = exitCode === undefined ? '' : ` (exit code ${exitCode})`;
       fatal(`opfsync worker: the engine stopped${code}; see the worker's console. Reopen the store.`);
     }, (err) => fatal(`opfsync worker: the engine crashed: ${err && err.message || err}`));
+  }
+
+  /**
+   * guardEntries makes the first exception out of Go the last time Go runs
+   * in this worker. JS enters Go through the functions js.FuncOf made (page
+   * messages, Promise callbacks) and through go._resume (Go's timers); Go
+   * itself never throws into JS (a Go panic exits, which start() reports).
+   * So an exception there is a crash — a wasm trap, the JS stack running
+   * out in Go frames — that cut the Go runtime off mid-flight, and entering
+   * it again could run queued work against that state (a write answered
+   * twice or out of order). Whoever called Go may swallow the exception (a
+   * Promise callback's is only an unhandled rejection, which the page never
+   * sees), so the guard reports it itself: the page gets the fatal error
+   * (and opens a fresh engine), later entries throw without running Go,
+   * and the worker closes, so no queued task runs after.
+   */
+  function guardEntries(go) {
+    let crashed = false;
+    const refuse = () => new Error('opfsync worker: the engine crashed before; it is not run again');
+    const guarded = (enter) => function (...args) {
+      if (crashed) throw refuse();
+      try {
+        return enter.apply(this, args);
+      } catch (err) {
+        if (!crashed) {
+          crashed = true;
+          fatal(`opfsync worker: the engine crashed: ${err && err.message || err}. The store opens a new engine.`);
+          self.close();
+        }
+        throw err;
+      }
+    };
+    const makeFuncWrapper = go._makeFuncWrapper;
+    go._makeFuncWrapper = function (id) { return guarded(makeFuncWrapper.call(this, id)); };
+    go._resume = guarded(go._resume);
   }
 
   async function instantiateBytes(resp, go, url) {

@@ -44,6 +44,8 @@ func (e *TransportError) Error() string {
 		return fmt.Sprintf("%s: server unreachable: %v", e.Op, e.Err)
 	case e.Message != "":
 		return fmt.Sprintf("%s: server answered %d %s: %s", e.Op, e.Status, e.Code, e.Message)
+	case e.Status == 404 || e.Status == 405:
+		return fmt.Sprintf("%s: server answered %d, not as an opfsync server: the sync URL must be the opfsync server's origin (e.g. http://127.0.0.1:8080)", e.Op, e.Status)
 	default:
 		return fmt.Sprintf("%s: server answered %d", e.Op, e.Status)
 	}

@@ -148,6 +148,8 @@ func TestRefusalsNotAboutTheWritesKeepThem(t *testing.T) {
 		}
 		if st := c.sync.Status(); !strings.Contains(st.Error, strconv.Itoa(refusals[i].status)) {
 			t.Fatalf("answer %d: status error %q does not say what the server answered", i, st.Error)
+		} else if refusals[i].status == 404 && !strings.Contains(st.Error, "must be the opfsync server's origin") {
+			t.Fatalf("a 404 from something else than an opfsync server: status error %q does not point at the URL", st.Error)
 		}
 		if n := c.pending(t); n != i+1 {
 			t.Fatalf("answer %d (%d %s): outbox holds %d, want %d", i, refusals[i].status, refusals[i].body, n, i+1)
