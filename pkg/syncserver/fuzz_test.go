@@ -35,7 +35,7 @@ func FuzzDecodePush(f *testing.F) {
 		for i := range req.Mutations {
 			_ = protocol.ValidateMutation(&req.Mutations[i])
 		}
-		again, err := json.Marshal(req)
+		again, err := protocol.Marshal(req) // the canonical form clients send (encoding/json would HTML-escape raw field values)
 		if err != nil {
 			t.Fatalf("re-encode %+v: %v", req, err)
 		}
