@@ -21,11 +21,14 @@
   let ready = false;
   let dead = false;
 
+  // fatal tells the page the engine is gone, once. It may throw only when
+  // the JS stack is out (guardEntries calls it there): then nothing
+  // changed, and the caller tries again later.
   function fatal(message) {
     if (dead) return;
+    postMessage(JSON.stringify({ event: 'error', data: { code: 'INTERNAL', message, fatal: true } }));
     dead = true;
     queue = [];
-    postMessage(JSON.stringify({ event: 'error', data: { code: 'INTERNAL', message, fatal: true } }));
   }
 
   self.onmessage = (e) => {
@@ -109,17 +112,30 @@
    * and the worker closes, so no queued task runs after.
    */
   function guardEntries(go) {
-    let crashed = false;
-    const refuse = () => new Error('opfsync worker: the engine crashed before; it is not run again');
+    let crashed = null; // the exception that ended Go
+    // The exception may come with the JS stack all but used up, so telling
+    // the page may fail there: it is tried again on a fresh stack (a timer)
+    // and on every later entry, until it went out.
+    const report = () => {
+      try {
+        fatal(`opfsync worker: the engine crashed: ${crashed && crashed.message || crashed}. The store opens a new engine.`);
+        self.close();
+      } catch {
+        // no stack left: a later try reports it
+      }
+    };
     const guarded = (enter) => function (...args) {
-      if (crashed) throw refuse();
+      if (crashed) {
+        report();
+        throw new Error('opfsync worker: the engine crashed before; it is not run again');
+      }
       try {
         return enter.apply(this, args);
       } catch (err) {
         if (!crashed) {
-          crashed = true;
-          fatal(`opfsync worker: the engine crashed: ${err && err.message || err}. The store opens a new engine.`);
-          self.close();
+          crashed = err || new Error('unknown exception');
+          try { setTimeout(report, 0); } catch { /* the next entry reports */ }
+          report();
         }
         throw err;
       }
