@@ -120,6 +120,91 @@ func TestPostgresUpdateRollsBack(t *testing.T) {
 	testUpdateRollsBack(t, openPostgresTestStore(t, pgtest.Database(t)))
 }
 
+// Writes on PostgreSQL are queued and sent in one round trip; one that
+// fails there (a second verdict for the same mutation id) still fails the
+// Update — with the database's reason — and keeps nothing; and what a
+// prefetch read is what Verdict and Record answer, next to the
+// transaction's own writes.
+func TestPostgresQueuedWritesAndPrefetch(t *testing.T) {
+	ctx := context.Background()
+	s := openPostgresTestStore(t, pgtest.Database(t))
+	field := func(v string) protocol.Fields {
+		return protocol.Fields{"a": {Value: []byte(v), HLC: hlc(baseWall, 0, "n"), Origin: protocol.OriginUser}}
+	}
+	err := s.Update(ctx, "u", func(tx Tx) error {
+		if _, err := tx.SaveRecord("c", "r", field(`1`)); err != nil {
+			return err
+		}
+		for range 2 {
+			if err := tx.SaveVerdict(Verdict{MutationID: "m", Status: protocol.StatusApplied, ClientID: "n", Collection: "c", RecordID: "r"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "duplicate key") {
+		t.Fatalf("a failing queued write: Update returned %v", err)
+	}
+	if st, err := s.Stats(ctx, ""); err != nil || st != (Stats{}) {
+		t.Fatalf("the failed update left %+v %v", st, err)
+	}
+
+	if err := s.Update(ctx, "u", func(tx Tx) error {
+		if _, err := tx.SaveRecord("c", "kept", field(`"old"`)); err != nil {
+			return err
+		}
+		return tx.SaveVerdict(Verdict{MutationID: "seen", Status: protocol.StatusApplied, ClientID: "n", Collection: "c", RecordID: "kept"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, "u", func(tx Tx) error {
+		p := tx.(prefetcher)
+		if err := p.prefetch([]string{"seen", "new"}, []recordKey{{"c", "kept"}, {"c", "missing"}}); err != nil {
+			return err
+		}
+		if v, ok, err := tx.Verdict("seen"); err != nil || !ok || v.RecordID != "kept" || v.Status != protocol.StatusApplied {
+			t.Errorf("prefetched verdict: %+v %v %v", v, ok, err)
+		}
+		if _, ok, err := tx.Verdict("new"); err != nil || ok {
+			t.Errorf("a verdict that does not exist: %v %v", ok, err)
+		}
+		f, ok, err := tx.Record("c", "kept")
+		if err != nil || !ok || string(f["a"].Value) != `"old"` {
+			t.Errorf("prefetched record: %v %v %v", f, ok, err)
+		}
+		f["a"] = protocol.FieldState{Value: []byte(`"changed by the caller"`)}
+		if f, _, _ := tx.Record("c", "kept"); string(f["a"].Value) != `"old"` {
+			t.Errorf("the caller's change to a returned record reached the store's copy: %v", f)
+		}
+		if _, ok, err := tx.Record("c", "missing"); err != nil || ok {
+			t.Errorf("a record that does not exist: %v %v", ok, err)
+		}
+		if _, err := tx.SaveRecord("c", "missing", field(`2`)); err != nil {
+			return err
+		}
+		if err := tx.SaveVerdict(Verdict{MutationID: "new", Status: protocol.StatusApplied, ClientID: "n", Collection: "c", RecordID: "missing"}); err != nil {
+			return err
+		}
+		if f, ok, err := tx.Record("c", "missing"); err != nil || !ok || string(f["a"].Value) != `2` {
+			t.Errorf("own write over a prefetched absence: %v %v %v", f, ok, err)
+		}
+		if v, ok, err := tx.Verdict("new"); err != nil || !ok || v.RecordID != "missing" {
+			t.Errorf("own verdict over a prefetched absence: %+v %v %v", v, ok, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Stats(ctx, "u"); err != nil || st.Records != 2 || st.Applied != 2 {
+		t.Fatalf("after the prefetching update: %+v %v", st, err)
+	}
+	changes, err := s.Changes(ctx, "u", 0, 10)
+	if err != nil || len(changes) != 2 || changes[1].Record.ID != "missing" || changes[1].Position != 2 {
+		t.Fatalf("changes %+v %v", changes, err)
+	}
+}
+
 func TestPostgresBadURLDoesNotLeakPassword(t *testing.T) {
 	_, err := OpenPostgres(context.Background(), "postgres://u:s3cret@127.0.0.1:bad/db")
 	if err == nil || strings.Contains(err.Error(), "s3cret") {

@@ -40,28 +40,40 @@ func noRows(err error) bool {
 	return errors.Is(err, sql.ErrNoRows) || errors.Is(err, pgx.ErrNoRows)
 }
 
-// Verdict implements Tx.
-func (u userRows) Verdict(mutationID string) (Verdict, bool, error) {
-	row, err := u.st.queryRow(`SELECT status, error_code, error_message, client_id, collection, record_id, created_at
-		FROM verdicts WHERE user_id = $1 AND mutation_id = $2`, u.user, mutationID)
-	if err != nil {
-		return Verdict{}, false, fmt.Errorf("%s read verdict: %w", u.backend, err)
-	}
-	v := Verdict{MutationID: mutationID}
+// verdictColumns are the verdicts columns scanVerdict reads, in order.
+const verdictColumns = `status, error_code, error_message, client_id, collection, record_id, created_at`
+
+// scanVerdict reads one row of lead's columns followed by verdictColumns
+// into a Verdict (its MutationID left for the caller).
+func scanVerdict(row rowScanner, lead ...any) (Verdict, error) {
+	var v Verdict
 	var status, code, msg string
 	var at int64
-	err = row.Scan(&status, &code, &msg, &v.ClientID, &v.Collection, &v.RecordID, &at)
-	if noRows(err) {
-		return Verdict{}, false, nil
-	}
-	if err != nil {
-		return Verdict{}, false, fmt.Errorf("%s read verdict: %w", u.backend, err)
+	if err := row.Scan(append(lead, &status, &code, &msg, &v.ClientID, &v.Collection, &v.RecordID, &at)...); err != nil {
+		return Verdict{}, err
 	}
 	v.Status = protocol.MutationStatus(status)
 	if code != "" {
 		v.Error = &protocol.ErrorBody{Code: code, Message: msg}
 	}
 	v.At = time.UnixMilli(at)
+	return v, nil
+}
+
+// Verdict implements Tx.
+func (u userRows) Verdict(mutationID string) (Verdict, bool, error) {
+	row, err := u.st.queryRow(`SELECT `+verdictColumns+` FROM verdicts WHERE user_id = $1 AND mutation_id = $2`, u.user, mutationID)
+	if err != nil {
+		return Verdict{}, false, fmt.Errorf("%s read verdict: %w", u.backend, err)
+	}
+	v, err := scanVerdict(row)
+	if noRows(err) {
+		return Verdict{}, false, nil
+	}
+	if err != nil {
+		return Verdict{}, false, fmt.Errorf("%s read verdict: %w", u.backend, err)
+	}
+	v.MutationID = mutationID
 	return v, true, nil
 }
 
