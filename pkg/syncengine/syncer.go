@@ -85,6 +85,11 @@ type Syncer struct {
 	cursor string     // pull cursor after the last applied page
 	stream bool       // an event stream is connected
 	saved  int64      // LastSyncAt as last persisted
+	// noNetwork is the last SetOnline(false) (or StartOffline) not yet
+	// followed by SetOnline(true); netChanged is closed, and replaced, on
+	// every SetOnline, to wake the event stream's loop.
+	noNetwork  bool
+	netChanged chan struct{}
 }
 
 // StartSync starts the engine's sync loop with opts. An engine has at most
@@ -128,6 +133,9 @@ func (e *Engine) StartSync(opts SyncOptions) (*Syncer, error) {
 		status: Status{Online: !opts.StartOffline, Pending: pending, LastSyncAt: lastSync},
 		saved:  lastSync,
 		cursor: ps.Cursor,
+
+		noNetwork:  opts.StartOffline,
+		netChanged: make(chan struct{}),
 	}
 	s.unsub = e.Subscribe(func(ev Event) {
 		if ce, ok := ev.(*ChangeEvent); ok && ce.Queued {
@@ -185,14 +193,28 @@ func (s *Syncer) SyncNow(ctx context.Context) error {
 }
 
 // SetOnline tells the loop whether the device has a network (the browser's
-// online/offline events). Coming online retries at once; while offline the
-// loop does not try on its own (SyncNow still does).
+// online/offline events). Coming online retries at once, the event stream
+// included; while offline the loop does not try on its own (SyncNow still
+// does) and the event stream is not reconnected.
 func (s *Syncer) SetOnline(online bool) {
+	s.mu.Lock()
+	s.noNetwork = !online
+	close(s.netChanged)
+	s.netChanged = make(chan struct{})
+	s.mu.Unlock()
 	select {
 	case <-s.online:
 	default:
 	}
 	s.online <- online
+}
+
+// network returns whether the device is known to be offline, and a channel
+// closed at the next SetOnline.
+func (s *Syncer) network() (offline bool, changed <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.noNetwork, s.netChanged
 }
 
 // Status returns the last known sync status.
@@ -505,11 +527,22 @@ func (s *Syncer) pullAll(ctx context.Context) error {
 }
 
 // listen keeps the server's event stream open while the loop runs,
-// reconnecting with backoff, and turns pokes into pulls.
+// reconnecting with backoff, and turns pokes into pulls. While the device
+// is offline it does not try; coming online reconnects at once.
 func (s *Syncer) listen(ctx context.Context) {
 	defer s.done.Done()
 	failures := 0
 	for ctx.Err() == nil {
+		offline, changed := s.network()
+		if offline {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+				failures = 0
+				continue
+			}
+		}
 		started := time.Now()
 		err := s.opts.Transport.Events(ctx, s.e.ClientID(), func(p protocol.PokeData) {
 			s.mu.Lock()
@@ -535,6 +568,9 @@ func (s *Syncer) listen(ctx context.Context) {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-changed: // online again (or offline: then wait above)
+			t.Stop()
+			failures = 0
 		case <-t.C:
 		}
 	}

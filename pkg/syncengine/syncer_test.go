@@ -22,6 +22,10 @@ type scriptTransport struct {
 	failPull func() error
 	attempts []time.Time // every push or pull attempt
 	pokes    []chan protocol.PokeData
+	// failEvents, when set, fails every event-stream connection at once;
+	// streams counts the connection attempts.
+	failEvents error
+	streams    int
 }
 
 func newScriptTransport(t *testing.T) *scriptTransport {
@@ -62,6 +66,11 @@ func (s *scriptTransport) Pull(ctx context.Context, cursor string, limit int) (*
 func (s *scriptTransport) Events(ctx context.Context, clientID string, onPoke func(protocol.PokeData)) error {
 	ch := make(chan protocol.PokeData, 1)
 	s.mu.Lock()
+	s.streams++
+	if s.failEvents != nil {
+		s.mu.Unlock()
+		return s.failEvents
+	}
 	s.pokes = append(s.pokes, ch)
 	s.mu.Unlock()
 	onPoke(protocol.PokeData{})
@@ -291,6 +300,41 @@ func TestSyncerStartedOfflineWaitsForTheNetwork(t *testing.T) {
 		c, _ := te.PendingCount(context.Background())
 		return c == 0
 	})
+}
+
+// The event stream follows the network: no connection attempt while
+// offline, and coming online reconnects at once, whatever backoff earlier
+// failures built up.
+func TestSyncerEventStreamFollowsTheNetwork(t *testing.T) {
+	tr := newScriptTransport(t)
+	tr.failEvents = &TransportError{Op: "events", Err: errors.New("connection refused")}
+	streams := func() int {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return tr.streams
+	}
+	te := openTest(t, testSchema())
+	s, err := te.StartSync(SyncOptions{Transport: tr, PullInterval: time.Hour, StartOffline: true, MinBackoff: time.Hour, MaxBackoff: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if n := streams(); n != 0 {
+		t.Fatalf("%d event-stream connections tried before the network came", n)
+	}
+	s.SetOnline(true)
+	waitFor(t, "a connection once online", func() bool { return streams() == 1 })
+	time.Sleep(150 * time.Millisecond)
+	if n := streams(); n != 1 {
+		t.Fatalf("%d connections tried during an hour's backoff", n)
+	}
+	s.SetOnline(false)
+	time.Sleep(100 * time.Millisecond)
+	if n := streams(); n != 1 {
+		t.Fatalf("%d connections tried after going offline", n-1)
+	}
+	s.SetOnline(true)
+	waitFor(t, "a reconnection at once when the network came back", func() bool { return streams() == 2 })
 }
 
 func TestSyncerEmitsStatusEvents(t *testing.T) {
