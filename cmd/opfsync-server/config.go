@@ -25,6 +25,9 @@ type config struct {
 	token          string
 	tokensFile     string
 	signingKeyFile string
+	// verdictRetention is how long a mutation's verdict is kept (0:
+	// forever); see syncserver.PruneVerdictsEvery.
+	verdictRetention time.Duration
 
 	// timeouts are the HTTP server's timeouts; zero ones are the defaults
 	// (defaultTimeouts). Not a flag: tests shorten them.
@@ -67,6 +70,8 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&c.tokensFile, "tokens", "", `JSON file mapping bearer tokens to user ids: {"token": "user", ...}`)
 	fs.StringVar(&c.signingKeyFile, "signing-key-file", "", "file holding the key (at least 32 bytes, e.g. openssl rand -hex 32) that signed, expiring\n"+
 		"tokens are checked with (make them with: opfsync-server issue-token)")
+	fs.DurationVar(&c.verdictRetention, "verdict-retention", 0, "forget the verdict of a mutation this long after it was given (e.g. 2160h for 90 days; 0 keeps\n"+
+		"them all). A retry arriving later is decided again, which is harmless; keep it longer than a device may stay offline")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "usage: opfsync-server [flags]\n       opfsync-server issue-token -signing-key-file F -user U [-ttl 24h]\n"+
 			"       opfsync-server copy-to-postgres -db F -postgres URL\n\nflags:\n")
@@ -82,6 +87,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.Visit(func(f *flag.Flag) { dbGiven = dbGiven || f.Name == "db" })
 	if c.postgres == "" {
 		c.postgres = os.Getenv(postgresEnv)
+	}
+	if c.verdictRetention < 0 || c.verdictRetention > 0 && c.verdictRetention < time.Second {
+		return c, fmt.Errorf("-verdict-retention %v: give 0 (keep every verdict) or at least 1s", c.verdictRetention)
 	}
 	if c.postgres != "" && dbGiven {
 		return c, errors.New("-db and -postgres (or " + postgresEnv + ") both given: the server uses one store; pick one")

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -224,5 +225,64 @@ func TestLoadTokens(t *testing.T) {
 		if toks, err := loadTokens(c); err == nil {
 			t.Errorf("%s: accepted %v", name, toks)
 		}
+	}
+}
+
+// With -verdict-retention, a verdict older than that is forgotten: a retry
+// of its mutation is then decided (and applied) again instead of being
+// answered as a duplicate.
+func TestServerPrunesVerdictsAfterTheRetention(t *testing.T) {
+	bin := buildServer(t)
+	_, url, lines := startServer(t, bin, "-addr", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "s.db"), "-token", "dev-tok", "-verdict-retention", "1s")
+	stamp := protocol.HLC{Wall: time.Now().UnixMilli(), Node: "c1"}
+	body := `{"clientId":"c1","mutations":[{"mutationId":"m-1","collection":"todos","id":"t1","op":"put","hlc":"` + stamp.String() +
+		`","origin":"user","fields":{"_deleted":false,"title":"once"}}]}`
+	push := func() string {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, url+protocol.PathPush, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer dev-tok")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out protocol.PushResponse
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Results) != 1 {
+			t.Fatalf("push: %d %v %+v", resp.StatusCode, err, out)
+		}
+		return string(out.Results[0].Status)
+	}
+	if got := push(); got != "applied" {
+		t.Fatalf("first push: %s", got)
+	}
+	if got := push(); got != "duplicate" {
+		t.Fatalf("retry within the retention: %s", got)
+	}
+	deadline := time.After(10 * time.Second)
+	for pruned := false; !pruned; {
+		select {
+		case line := <-lines:
+			pruned = strings.Contains(line, `msg="pruned verdicts" removed=1`)
+		case <-deadline:
+			t.Fatal("no verdict pruned within 10 s")
+		}
+	}
+	if got := push(); got != "applied" {
+		t.Fatalf("retry after the verdict was pruned: %s", got)
+	}
+}
+
+func TestVerdictRetentionFlag(t *testing.T) {
+	for _, bad := range []string{"-1s", "500ms"} {
+		if _, err := parseFlags([]string{"-token", "x", "-verdict-retention", bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "at least 1s") {
+			t.Errorf("-verdict-retention %s: %v", bad, err)
+		}
+	}
+	if c, err := parseFlags([]string{"-token", "x", "-verdict-retention", "2160h"}, io.Discard); err != nil || c.verdictRetention != 2160*time.Hour {
+		t.Errorf("-verdict-retention 2160h: %v %v", c.verdictRetention, err)
+	}
+	if c, err := parseFlags([]string{"-token", "x"}, io.Discard); err != nil || c.verdictRetention != 0 {
+		t.Errorf("default: %v %v", c.verdictRetention, err)
 	}
 }

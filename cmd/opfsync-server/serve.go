@@ -62,7 +62,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("opfsync-server ready", "store", storeText(cfg, store), "static", cfg.static, "auth", authText)
-	return serve(ctx, srv, store, cfg.addr, log)
+	stopPruning := pruneVerdicts(ctx, cfg.verdictRetention, store, log)
+	return serve(ctx, srv, store, cfg.addr, log, stopPruning)
+}
+
+// pruneVerdicts starts forgetting verdicts older than retention (when it is
+// not 0), checking a quarter of it apart (between 1 s and 1 h); the
+// function it returns stops that and waits for it.
+func pruneVerdicts(ctx context.Context, retention time.Duration, store syncserver.Store, log *slog.Logger) (stop func()) {
+	pruner, ok := store.(syncserver.VerdictPruner)
+	if retention == 0 || !ok {
+		return func() {}
+	}
+	interval := min(max(retention/4, time.Second), time.Hour)
+	log.Info("pruning verdicts", "retention", retention.String(), "every", interval.String())
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		syncserver.PruneVerdictsEvery(ctx, pruner, retention, interval, log)
+	}()
+	return func() { cancel(); <-done }
 }
 
 // issueToken is the issue-token command: it prints a token signed with the
@@ -154,9 +174,10 @@ func setup(ctx context.Context, cfg config, auth syncserver.Authenticator, log *
 }
 
 // serve listens on addr and serves until ctx ends or the server fails, then
-// shuts down gracefully and closes the store.
-func serve(ctx context.Context, srv *http.Server, store syncserver.Store, addr string, log *slog.Logger) int {
+// shuts down gracefully, calls stopBackground and closes the store.
+func serve(ctx context.Context, srv *http.Server, store syncserver.Store, addr string, log *slog.Logger, stopBackground func()) int {
 	code := serveUntilDone(ctx, srv, addr, log)
+	stopBackground()
 	if err := store.Close(); err != nil {
 		log.Error("close store", "err", err)
 		code = 1

@@ -44,7 +44,7 @@ func CopySQLiteToPostgres(ctx context.Context, src *SQLiteStore, dst *PostgresSt
 		columns []string
 	}{
 		{"records", []string{"user_id", "collection", "id", "fields", "position"}},
-		{"verdicts", []string{"user_id", "mutation_id", "status", "error_code", "error_message", "client_id", "collection", "record_id", "created_at"}},
+		{"verdicts", []string{"user_id", "mutation_id", "status", "error_code", "error_message", "client_id", "collection", "record_id", "created_at", "keep"}},
 	}
 	for _, tbl := range tables {
 		if err := copyTable(ctx, src.db, tx, tbl.name, tbl.columns); err != nil {

@@ -41,6 +41,13 @@ CREATE TABLE heads (
 	last    bigint NOT NULL -- the last change position given to the user's records
 );
 `},
+	{2, "verdicts.keep, and an index to prune by", `
+-- keep = 1: the verdict is never pruned (PruneVerdicts). Set for a mutation
+-- the server re-stamped (clamped), and for every verdict given before this
+-- column existed, whose clamping is not known.
+ALTER TABLE verdicts ADD COLUMN keep INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX verdicts_prunable ON verdicts (created_at) WHERE keep = 0;
+`},
 }
 
 // PostgresSchemaVersion is the newest PostgreSQL store schema this build

@@ -39,6 +39,13 @@ CREATE TABLE positions (
 );
 INSERT INTO positions (id, last) VALUES (1, 0);
 `},
+	{2, "verdicts.keep, and an index to prune by", `
+-- keep = 1: the verdict is never pruned (PruneVerdicts). Set for a mutation
+-- the server re-stamped (clamped), and for every verdict given before this
+-- column existed, whose clamping is not known.
+ALTER TABLE verdicts ADD COLUMN keep INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX verdicts_prunable ON verdicts (created_at) WHERE keep = 0;
+`},
 }
 
 // SQLiteSchemaVersion is the newest SQLite store schema this build knows.

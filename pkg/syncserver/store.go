@@ -104,6 +104,21 @@ type Verdict struct {
 	Collection string
 	RecordID   string
 	At         time.Time // when the verdict was given
+	// Keep marks a verdict that PruneVerdicts never removes: that of a
+	// mutation the server re-stamped (clamped). A retry of it applied again
+	// would carry its own, later stamp and overwrite newer edits.
+	Keep bool
+}
+
+// VerdictPruner is a Store that can forget old verdicts; both built-in
+// stores are. A verdict is what makes a retried mutation an answered
+// duplicate, so a mutation retried after its verdict is gone is applied
+// again: harmless for one applied with its own stamp (field-level LWW makes
+// it change nothing), which is why verdicts marked Keep are never pruned.
+type VerdictPruner interface {
+	// PruneVerdicts deletes up to limit verdicts of every user given before
+	// before and not marked Keep, and returns how many it deleted.
+	PruneVerdicts(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
 // Change is one record in a Changes answer: its current state and the

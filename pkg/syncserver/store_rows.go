@@ -41,17 +41,18 @@ func noRows(err error) bool {
 }
 
 // verdictColumns are the verdicts columns scanVerdict reads, in order.
-const verdictColumns = `status, error_code, error_message, client_id, collection, record_id, created_at`
+const verdictColumns = `status, error_code, error_message, client_id, collection, record_id, created_at, keep`
 
 // scanVerdict reads one row of lead's columns followed by verdictColumns
 // into a Verdict (its MutationID left for the caller).
 func scanVerdict(row rowScanner, lead ...any) (Verdict, error) {
 	var v Verdict
 	var status, code, msg string
-	var at int64
-	if err := row.Scan(append(lead, &status, &code, &msg, &v.ClientID, &v.Collection, &v.RecordID, &at)...); err != nil {
+	var at, keep int64
+	if err := row.Scan(append(lead, &status, &code, &msg, &v.ClientID, &v.Collection, &v.RecordID, &at, &keep)...); err != nil {
 		return Verdict{}, err
 	}
+	v.Keep = keep != 0
 	v.Status = protocol.MutationStatus(status)
 	if code != "" {
 		v.Error = &protocol.ErrorBody{Code: code, Message: msg}
@@ -83,9 +84,13 @@ func (u userRows) SaveVerdict(v Verdict) error {
 	if v.Error != nil {
 		code, msg = v.Error.Code, v.Error.Message
 	}
-	err := u.st.exec(`INSERT INTO verdicts (user_id, mutation_id, status, error_code, error_message, client_id, collection, record_id, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		u.user, v.MutationID, string(v.Status), code, msg, v.ClientID, v.Collection, v.RecordID, v.At.UnixMilli())
+	keep := 0
+	if v.Keep {
+		keep = 1
+	}
+	err := u.st.exec(`INSERT INTO verdicts (user_id, mutation_id, status, error_code, error_message, client_id, collection, record_id, created_at, keep)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		u.user, v.MutationID, string(v.Status), code, msg, v.ClientID, v.Collection, v.RecordID, v.At.UnixMilli(), keep)
 	if err != nil {
 		return fmt.Errorf("%s save verdict: %w", u.backend, err)
 	}
@@ -125,6 +130,11 @@ func (u userRows) saveRecordAt(collection, id string, fields protocol.Fields, po
 	}
 	return nil
 }
+
+// pruneQuery is PruneVerdicts's statement: $1 the cutoff (Unix ms), $2 the
+// most rows to delete.
+const pruneQuery = `DELETE FROM verdicts WHERE (user_id, mutation_id) IN (
+	SELECT user_id, mutation_id FROM verdicts WHERE keep = 0 AND created_at < $1 LIMIT $2)`
 
 // changeRows is a multi-row query result (*sql.Rows, pgx.Rows).
 type changeRows interface {
