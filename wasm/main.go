@@ -43,7 +43,7 @@ func run() error {
 		if _, err := post.Invoke(msg); err != nil {
 			fmt.Fprintln(os.Stderr, "opfsync: post:", err)
 		}
-	}, openStorage, func(url, token string) syncengine.Transport {
+	}, bridge.Storages{Open: openStorage, Delete: deleteStorage}, func(url, token string) syncengine.Transport {
 		return &fetch.Transport{URL: url, Token: token}
 	})
 	request, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {

@@ -66,6 +66,29 @@ func openIDB(ctx context.Context, name string) (bridge.Storage, error) {
 	return bridge.Storage{Path: db.Path(), VFS: db.VFSName(), Kind: "indexeddb", Blocking: true, Close: db.Close}, nil
 }
 
+// deleteStorage removes database name from OPFS and from IndexedDB
+// (wherever it is; a storage this context lacks holds nothing of it). It
+// fails with CodeLocked while any context has the database open.
+func deleteStorage(ctx context.Context, name string) error {
+	err := opfs.Delete(ctx, storageDir, name)
+	switch {
+	case err == nil, errors.Is(err, opfs.ErrUnavailable):
+	case errors.Is(err, opfs.ErrLocked):
+		return lockedError(name, err)
+	default:
+		return &syncengine.Error{Code: syncengine.CodeStorage, Message: "delete OPFS database " + name, Err: err}
+	}
+	err = idb.Delete(ctx, storageDir, name)
+	switch {
+	case err == nil, errors.Is(err, idb.ErrUnavailable):
+		return nil
+	case errors.Is(err, idb.ErrLocked):
+		return lockedError(name, err)
+	default:
+		return &syncengine.Error{Code: syncengine.CodeStorage, Message: "delete IndexedDB database " + name, Err: err}
+	}
+}
+
 func lockedError(name string, err error) error {
 	return &syncengine.Error{Code: syncengine.CodeLocked,
 		Message: "database " + name + " is open in another tab or worker; close it there, or use the tab that holds it", Err: err}

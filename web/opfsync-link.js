@@ -225,6 +225,43 @@ const REMOTE_OPS = new Set(['put', 'patch', 'delete', 'apply', 'batch', 'get', '
 const OPEN_LOCKED_RETRY_MS = 10000;     // openStore: a reloaded page frees its handles in ~200 ms, a killed busy worker in 1-3 s
 const TAKEOVER_LOCKED_RETRY_MS = 10000; // takeover: a busy dead worker may run on for 1-3 s
 const TAKEOVER_REQUEUE_MS = 1000;
+const DELETE_LOCKED_RETRY_MS = 5000;
+const CLOSE_LOCK_WAIT_MS = 3000;       // close(): the longest it waits for the leader lock to be free   // deleteStore: a store just closed frees its files in ~200 ms, a killed busy worker in 1-3 s
+
+/**
+ * deleteDatabase removes the database name, from OPFS and IndexedDB, in a
+ * worker of its own, holding the database's leader lock all along so that
+ * no store (in any tab) opens it meanwhile. It rejects with LOCKED when a
+ * store of that name is open, in this tab or another.
+ * @param {string} name a valid store name
+ * @returns {Promise<void>}
+ */
+export async function deleteDatabase(name) {
+  const remove = async () => {
+    const engine = new EngineWorker(() => {}, () => {});
+    try {
+      const deadline = Date.now() + DELETE_LOCKED_RETRY_MS;
+      for (let delay = 50; ; delay = Math.min(delay * 2, 400)) {
+        try {
+          await engine.call('deleteDatabase', JSON.stringify({ name }));
+          return;
+        } catch (err) {
+          // Held without the leader lock: by the worker of a store that
+          // is just closing (or was killed), or by something else.
+          if (err.code !== 'LOCKED' || Date.now() + delay >= deadline) throw err;
+          await sleep(delay);
+        }
+      }
+    } finally {
+      engine.terminate();
+    }
+  };
+  if (typeof navigator === 'undefined' || !navigator.locks) return remove();
+  return navigator.locks.request(`opfsync:${name}`, { ifAvailable: true }, (lock) => {
+    if (!lock) throw new OpfsyncError('LOCKED', `deleteStore: the store "${name}" is open (in this tab or another); close it there first`);
+    return remove();
+  });
+}
 
 /**
  * Link carries a store's requests to the engine and the engine's events
@@ -246,6 +283,8 @@ export class Link {
   /** @type {AbortController|null} */
   #leaderLockAbort = null;
   #releaseLeaderLock = null;
+  /** Settles once this instance's leader-lock request is over (lock released, or the wait aborted). */
+  #leaderLockDone = Promise.resolve();
   /** @type {AbortController|null} */
   #leaderWatch = null;
   #deadTabs = new Set();
@@ -376,6 +415,10 @@ export class Link {
     }
     this.#rejectPending(closedError());
     this.#shutdown();
+    // Resolve once the leader lock is free (the release is asynchronous),
+    // so that deleteStore or an open right after close() finds it free; a
+    // takeover still opening the engine may hold it a while: not for long.
+    await Promise.race([this.#leaderLockDone, sleep(CLOSE_LOCK_WAIT_MS)]);
   }
 
   #shutdown() {
@@ -405,7 +448,7 @@ export class Link {
   #requestLeadership() {
     const abort = new AbortController();
     this.#leaderLockAbort = abort;
-    navigator.locks.request(`opfsync:${this.#name}`, { signal: abort.signal }, async () => {
+    this.#leaderLockDone = navigator.locks.request(`opfsync:${this.#name}`, { signal: abort.signal }, async () => {
       if (this.#closed) return;
       const held = new Promise((r) => { this.#releaseLeaderLock = r; });
       // #lead releases the lock itself (through #releaseLeaderLock) when it

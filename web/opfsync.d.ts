@@ -320,3 +320,14 @@ export interface Store {
  * the localStorage migration is done (see store.migrationReport).
  */
 export function openStore(options: OpenOptions): Promise<Store>;
+
+/**
+ * Delete the store `name` from this origin: its database in OPFS or
+ * IndexedDB, every record and the outbox — writes not synced yet are lost
+ * (check status().pending first if that matters, e.g. before a sign-out).
+ * Resolves once the data is gone (also when there was none); rejects with
+ * LOCKED while a store of that name is open in this or another tab (close
+ * it there first), with VALIDATION for a bad name. A store opened after it
+ * starts empty.
+ */
+export function deleteStore(name: string): Promise<void>;

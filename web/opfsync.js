@@ -30,7 +30,7 @@
 /** @typedef {import('./opfsync.js').MigrationReport} MigrationReport */
 /** @typedef {import('./opfsync.js').Inspection} Inspection */
 
-import { ERROR_CODES, Link, OpfsyncError, closedError, report, toError, uuid } from './opfsync-link.js';
+import { ERROR_CODES, Link, OpfsyncError, closedError, deleteDatabase, report, toError, uuid } from './opfsync-link.js';
 
 export { ERROR_CODES, OpfsyncError };
 
@@ -44,6 +44,21 @@ export { ERROR_CODES, OpfsyncError };
 export async function openStore(options) {
   checkArity(arguments, 1, 'openStore(options)');
   return Store.create(options);
+}
+
+/**
+ * deleteStore deletes the store `name` from this origin — its database in
+ * OPFS or IndexedDB, with every record and the outbox: writes not synced yet
+ * are lost (check status().pending first if that matters, e.g. before a
+ * sign-out). It resolves once the data is gone (also when there was none)
+ * and rejects with LOCKED while a store of that name is open in this or
+ * another tab: close it there first. A store opened after it starts empty.
+ * @param {string} name
+ * @returns {Promise<void>}
+ */
+export async function deleteStore(name) {
+  checkArity(arguments, 1, 'deleteStore(name)');
+  await deleteDatabase(checkStoreName(name, 'deleteStore: name'));
 }
 
 // ---------------------------------------------------------------------------
@@ -136,6 +151,13 @@ function checkString(v, what) {
   if (typeof v !== 'string' || v === '') throw invalid(`${what} must be a non-empty string, got ${describe(v)}`);
   checkText(v, what);
   return v;
+}
+
+/** checkStoreName returns v when it is a valid store name (it names files and locks). */
+function checkStoreName(v, what) {
+  const name = checkString(v, what);
+  if (!STORE_NAME.test(name)) throw invalid(`${what} ${JSON.stringify(name)} must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit`);
+  return name;
 }
 
 function checkKeys(obj, allowed, what) {
@@ -311,8 +333,7 @@ function checkOptions(options) {
   const o = 'openStore: options';
   if (!plain(options, o)) throw invalid(`openStore: options must be an object like {name: 'app', schema: {...}}, got ${describe(options)}`);
   checkKeys(options, OPTION_KEYS, 'openStore');
-  const name = checkString(prop(options, 'name', o), 'openStore: name');
-  if (!STORE_NAME.test(name)) throw invalid(`openStore: name ${JSON.stringify(name)} must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit`);
+  const name = checkStoreName(prop(options, 'name', o), 'openStore: name');
   const schema = prop(options, 'schema', o);
   if (!plain(schema, 'openStore: schema')) throw invalid(`openStore: schema must be an object like {version: 1, collections: {todos: {fields: {title: 'text'}}}}, got ${describe(schema)}`);
   const schemaJson = encode(schema, 'openStore: schema');

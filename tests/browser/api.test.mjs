@@ -684,6 +684,58 @@ for (const engine of suiteEngines()) describe(`JS API [${engine}]`, { timeout: 1
     await page.evaluate(() => T.stores.insp.close());
   });
 
+  test(`deleteStore: removes a closed store's data (${DEFAULT_STORAGE[engine]}), refuses while it is open in this tab or another, and checks its argument`, { timeout: 90000 }, async () => {
+    const storage = DEFAULT_STORAGE[engine];
+    const other = await env.profile.newPage(env.url);
+    try {
+      const out = await page.evaluate(async (storage) => {
+        const del = (name) => T.attempt(() => T.opfsync.deleteStore(name));
+        await T.open('doomed', { name: 'doomed', storage });
+        await T.stores.doomed.put('todos', { id: 'gone', title: 'unsynced and deleted' });
+        const whileOpen = await del('doomed');
+        const stillThere = await T.stores.doomed.get('todos', 'gone');
+        await T.stores.doomed.close();
+        const deleted = await del('doomed');
+        await T.open('reborn', { name: 'doomed', storage });
+        const reborn = {
+          get: await T.stores.reborn.get('todos', 'gone'),
+          count: (await T.stores.reborn.query('SELECT count(*) AS n FROM todos'))[0].n,
+          pending: (await T.stores.reborn.inspect({ limit: 1 })).pendingCount,
+          storage: T.stores.reborn.status().storage,
+        };
+        return { whileOpen, stillThere, deleted, reborn };
+      }, storage);
+      assert.equal(out.whileOpen.error?.code, 'LOCKED', `deleteStore while open here: ${JSON.stringify(out.whileOpen)}`);
+      assert.match(out.whileOpen.error.message, /close it there first/);
+      assert.equal(out.stillThere?.title, 'unsynced and deleted', 'the refused deleteStore changed the open store');
+      assert.ok(!out.deleted.error, `deleteStore after close: ${JSON.stringify(out.deleted)}`);
+      assert.deepEqual(out.reborn, { get: null, count: 0, pending: 0, storage });
+      // Open in this page: another tab cannot delete it.
+      const fromOther = await other.evaluate(() => T.attempt(() => T.opfsync.deleteStore('doomed')));
+      assert.equal(fromOther.error?.code, 'LOCKED', `deleteStore from another tab: ${JSON.stringify(fromOther)}`);
+      const after = await page.evaluate(async () => {
+        const still = await T.stores.reborn.put('todos', { id: 'after', title: 'still writable' });
+        await T.stores.reborn.close();
+        const bad = {};
+        for (const [label, args] of Object.entries({ none: [], number: [7], empty: [''], slash: ['a/b'], long: ['x'.repeat(65)], two: ['doomed', {}] })) {
+          bad[label] = (await T.attempt(() => T.opfsync.deleteStore(...args))).error;
+        }
+        return { still: !!still.version, never: await T.attempt(() => T.opfsync.deleteStore('never-existed')), bad };
+      });
+      assert.ok(after.still);
+      assert.ok(!after.never.error, `deleteStore of a store that never existed: ${JSON.stringify(after.never)}`);
+      for (const [label, err] of Object.entries(after.bad)) {
+        assert.equal(err?.code, 'VALIDATION', `deleteStore(${label}): ${JSON.stringify(err)}`);
+        assert.match(err.message, /deleteStore/, `deleteStore(${label}) names the function: ${err.message}`);
+      }
+      // Closed everywhere now: the other tab deletes it.
+      const deletedThere = await other.evaluate(() => T.attempt(() => T.opfsync.deleteStore('doomed')));
+      assert.ok(!deletedThere.error, `deleteStore from another tab once closed: ${JSON.stringify(deletedThere)}`);
+    } finally {
+      await other.close();
+    }
+  });
+
   test('storage memory: works, and a reopened memory store starts empty', { timeout: 60000 }, async () => {
     const out = await page.evaluate(async () => {
       await T.open('m1', { name: 'mem', storage: 'memory' });

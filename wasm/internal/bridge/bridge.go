@@ -36,6 +36,17 @@ type Storage struct {
 // that kind is available).
 type StorageOpener func(ctx context.Context, name, kind string) (Storage, error)
 
+// StorageDeleter removes every file of the database name from every
+// persistent storage. It fails with a *syncengine.Error (CodeLocked while
+// any context has the database open).
+type StorageDeleter func(ctx context.Context, name string) error
+
+// Storages are how the bridge opens and deletes databases.
+type Storages struct {
+	Open   StorageOpener
+	Delete StorageDeleter
+}
+
 // Bridge owns at most one open engine and serves requests in the order they
 // arrive (so a read sent after a write sees it); only sync runs alongside.
 // TransportMaker returns the transport to a sync server at url (its
@@ -44,7 +55,7 @@ type TransportMaker func(url, token string) syncengine.Transport
 
 type Bridge struct {
 	post      func(string)
-	storage   StorageOpener
+	storage   Storages
 	transport TransportMaker
 
 	mu       sync.Mutex
@@ -61,10 +72,10 @@ type Bridge struct {
 	storeMu sync.Mutex // guards eng/syncer for the sync goroutines
 }
 
-// New returns a bridge that posts answers and events with post, opens
-// storage with storage and reaches sync servers through transport, and
-// starts serving.
-func New(post func(string), storage StorageOpener, transport TransportMaker) *Bridge {
+// New returns a bridge that posts answers and events with post, opens and
+// deletes databases with storage and reaches sync servers through
+// transport, and starts serving.
+func New(post func(string), storage Storages, transport TransportMaker) *Bridge {
 	b := &Bridge{post: post, storage: storage, transport: transport}
 	b.cond = sync.NewCond(&b.mu)
 	go b.serve()

@@ -8,7 +8,9 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -100,13 +102,24 @@ func TestBlockingStorageRunsNothingInline(t *testing.T) {
 
 func newPage(t *testing.T) *page {
 	p := &page{t: t, signal: make(chan struct{}, 1)}
-	p.b = New(p.receive, func(ctx context.Context, name, kind string) (Storage, error) {
-		if kind == "memory" {
-			return OpenMemory(name), nil
-		}
-		// Natively, "opfs" stands for a file in the test's temp dir, and
-		// "indexeddb" for one whose I/O must not run in a JS callback.
-		return Storage{Path: filepath.Join(t.TempDir(), name+".db"), Kind: "file", Blocking: kind == "indexeddb", Close: func() error { return nil }}, nil
+	dir := t.TempDir()
+	p.b = New(p.receive, Storages{
+		Open: func(ctx context.Context, name, kind string) (Storage, error) {
+			if kind == "memory" {
+				return OpenMemory(name), nil
+			}
+			// Natively, "opfs" stands for a file in the test's temp dir, and
+			// "indexeddb" for one whose I/O must not run in a JS callback.
+			return Storage{Path: filepath.Join(dir, name+".db"), Kind: "file", Blocking: kind == "indexeddb", Close: func() error { return nil }}, nil
+		},
+		Delete: func(ctx context.Context, name string) error {
+			for _, suffix := range []string{"", "-journal", "-wal"} {
+				if err := os.Remove(filepath.Join(dir, name+".db"+suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+			}
+			return nil
+		},
 	}, func(url, token string) syncengine.Transport { return &httpsync.Transport{URL: url, Token: token} })
 	t.Cleanup(func() { p.call("close", nil) })
 	return p
@@ -258,6 +271,31 @@ func TestBridgeServesTheAPI(t *testing.T) {
 	}
 	if r := p.ok("integrityCheck", nil); string(r) != `{"result":"ok"}` {
 		t.Fatalf("integrity check %s", r)
+	}
+}
+
+// deleteDatabase removes a closed database's files, so the next open is
+// empty; with a store open on the bridge, or with a bad name, it refuses.
+func TestBridgeDeletesADatabase(t *testing.T) {
+	p := newPage(t)
+	p.ok("open", map[string]any{"name": "gone", "schema": schema})
+	p.ok("put", map[string]any{"collection": "todos", "record": map[string]any{"id": "t1", "title": "kept until deleted"}})
+	if msg := p.fails("VALIDATION", "deleteDatabase", map[string]any{"name": "gone"}); !strings.Contains(msg, "close it first") {
+		t.Fatalf("deleteDatabase with a store open: %s", msg)
+	}
+	p.ok("close", nil)
+	p.ok("open", map[string]any{"name": "gone", "schema": schema})
+	if got := p.ok("get", map[string]any{"collection": "todos", "id": "t1"}); string(got) == "null" {
+		t.Fatal("the record did not survive a close and reopen (the test's storage is not persistent)")
+	}
+	p.ok("close", nil)
+	p.ok("deleteDatabase", map[string]any{"name": "gone"})
+	p.ok("deleteDatabase", map[string]any{"name": "never-existed"})
+	p.fails("VALIDATION", "deleteDatabase", map[string]any{"name": "../x"})
+	p.fails("VALIDATION", "deleteDatabase", map[string]any{"name": "gone", "extra": 1})
+	p.ok("open", map[string]any{"name": "gone", "schema": schema})
+	if got := p.ok("get", map[string]any{"collection": "todos", "id": "t1"}); string(got) != "null" {
+		t.Fatalf("after deleteDatabase the record is still there: %s", got)
 	}
 }
 

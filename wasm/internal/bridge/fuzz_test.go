@@ -19,9 +19,9 @@ import (
 // store opens again).
 func FuzzBridgeMessage(f *testing.F) {
 	posts := make(chan string, 1024)
-	b := New(func(msg string) { posts <- msg }, func(ctx context.Context, name, kind string) (Storage, error) {
+	b := New(func(msg string) { posts <- msg }, Storages{Open: func(ctx context.Context, name, kind string) (Storage, error) {
 		return OpenMemory(name), nil
-	}, func(url, token string) syncengine.Transport { return nil })
+	}}, func(url, token string) syncengine.Transport { return nil })
 	seq := 0
 	// call sends a request and returns its answer, failing t (or f) when
 	// none comes or a post is not JSON.

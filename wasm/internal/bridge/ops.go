@@ -29,6 +29,7 @@ func init() {
 	ops = map[string]op{
 		"open":           {run: (*Bridge).open, awaitsJS: true},
 		"close":          {run: (*Bridge).close, awaitsJS: true},
+		"deleteDatabase": {run: (*Bridge).deleteDatabase, awaitsJS: true},
 		"put":            {run: (*Bridge).put, needsOpen: true},
 		"patch":          {run: (*Bridge).patch, needsOpen: true},
 		"delete":         {run: (*Bridge).delete, needsOpen: true},
@@ -75,6 +76,41 @@ func validStoreName(name string) bool {
 	return true
 }
 
+// checkStoreName refuses, for op, a name that is not a valid store name.
+func checkStoreName(op, name string) error {
+	if !validStoreName(name) {
+		return validation("%s: name %s must be 1 to 64 letters, digits, '_', '.' or '-'", op, quote(name))
+	}
+	return nil
+}
+
+type deleteDatabaseArgs struct {
+	Name string `json:"name"`
+}
+
+// deleteDatabase removes the database a.Name from every storage. A bridge
+// with an open store refuses it: the store must be closed first (and the
+// page must hold the database's leader lock, so no other tab opens it).
+func (b *Bridge) deleteDatabase(raw json.RawMessage) (any, error) {
+	var a deleteDatabaseArgs
+	if err := decode(raw, &a, "deleteDatabase"); err != nil {
+		return nil, err
+	}
+	if b.eng != nil {
+		return nil, validation("deleteDatabase: this worker has a store open; close it first")
+	}
+	if err := checkStoreName("deleteDatabase", a.Name); err != nil {
+		return nil, err
+	}
+	if b.storage.Delete == nil {
+		return nil, &syncengine.Error{Code: syncengine.CodeInternal, Message: "deleteDatabase: this bridge cannot delete databases"}
+	}
+	if err := b.storage.Delete(context.Background(), a.Name); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
 type openArgs struct {
 	Name    string             `json:"name"`
 	Schema  *syncengine.Schema `json:"schema"`
@@ -102,8 +138,8 @@ func (b *Bridge) open(raw json.RawMessage) (any, error) {
 	if b.eng != nil {
 		return nil, validation("open: the store is already open")
 	}
-	if !validStoreName(a.Name) {
-		return nil, validation("open: name %s must be 1 to 64 letters, digits, '_', '.' or '-'", quote(a.Name))
+	if err := checkStoreName("open", a.Name); err != nil {
+		return nil, err
 	}
 	if a.Storage == "" {
 		a.Storage = "opfs"
@@ -118,7 +154,7 @@ func (b *Bridge) open(raw json.RawMessage) (any, error) {
 		return nil, validation("open: sync.url is required when sync is given")
 	}
 	ctx := context.Background()
-	st, err := b.storage(ctx, a.Name, a.Storage)
+	st, err := b.storage.Open(ctx, a.Name, a.Storage)
 	if err != nil {
 		return nil, err
 	}
