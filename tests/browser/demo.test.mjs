@@ -226,6 +226,19 @@ test('the demo works offline from its service worker and syncs when back online'
   await editNote(second, 'Offline idea', { body: 'Written on the train, finished at home.' });
   await waitFor(async () => (await card(page, 'Offline idea').locator('.note-snippet').textContent()) === 'Written on the train, finished at home.', 20000, 'the second profile\'s edit in the first');
 
+  // Settings → "Delete local data": the second profile's database is gone
+  // (a new client id after the reload), and the synced notes come back.
+  await expectSync(second, 'synced', 0);
+  const clientBefore = await second.evaluate(() => opfsyncDemo.store.inspect().then((i) => i.clientId));
+  await second.getByRole('button', { name: 'Settings' }).click();
+  assert.match(await second.locator('#local-delete-pending').textContent(), /Every change is synced/);
+  await Promise.all([second.waitForEvent('load'), second.getByRole('button', { name: 'Delete local data and reload' }).click()]);
+  await ready(second);
+  await card(second, 'Offline idea').waitFor({ timeout: 30000 });
+  await card(second, 'Groceries for Sunday').waitFor();
+  const clientAfter = await second.evaluate(() => opfsyncDemo.store.inspect().then((i) => i.clientId));
+  assert.notEqual(clientAfter, clientBefore, 'the reloaded demo still has the old database');
+
   // A changed file on the server (a new build) is picked up, whole: at most
   // one load runs the old version.
   await appendFile(path.join(env.server.static, 'demo/app.js'), '\nwindow.demoBuild = "second";\n');

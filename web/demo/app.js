@@ -1,7 +1,7 @@
 // The opfsync demo: an offline-first notes app. It uses only the public API
 // of ../dist/opfsync.js (see ../dist/opfsync.d.ts). Open the console and try
 // `opfsyncDemo.store.query('SELECT * FROM notes')`.
-import { openStore } from '../dist/opfsync.js';
+import { deleteStore, openStore } from '../dist/opfsync.js';
 import { Inspector } from './inspector.js';
 import { hasLegacyData, migrations, seedLegacy } from './legacy.js';
 import { EditView, ListView, schema } from './notes.js';
@@ -90,6 +90,34 @@ function setUpSettings(settings) {
   });
 }
 
+/**
+ * setUpLocalDelete wires Settings' "Delete local data": close the store,
+ * delete its database (deleteStore), reload — the synced notes come back
+ * from the server. The dialog says first how many changes are not synced.
+ */
+function setUpLocalDelete(store, name) {
+  const button = /** @type {HTMLButtonElement} */ ($('#local-delete'));
+  $('#settings-open').addEventListener('click', () => {
+    const n = store.status().pending;
+    $('#local-delete-pending').textContent = n ? `${n} change${n === 1 ? '' : 's'} not synced yet will be lost.` : 'Every change is synced.';
+  });
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      await store.close();
+      await deleteStore(name);
+      location.reload();
+    } catch (err) {
+      /** @type {HTMLDialogElement} */ ($('#settings')).close();
+      notices.add({
+        kind: 'error', key: 'local-delete',
+        title: err.code === 'LOCKED' ? 'The notes are open in another tab of this app: close it, then try again.' : `The local data could not be deleted: ${err.message}`,
+        actions: [{ label: 'Reload', onClick: () => location.reload() }],
+      });
+    }
+  });
+}
+
 // --- start -------------------------------------------------------------------
 
 function fatal(err) {
@@ -120,6 +148,7 @@ async function main() {
     return;
   }
   window.opfsyncDemo = { store, settings };
+  setUpLocalDelete(store, name);
 
   const onError = (what, err) => notices.add({ kind: 'error', title: `Something went wrong ${what}`, body: [el('p', {}, el('code', {}, err.code || 'ERROR'), ' ', err.message)] });
   const titleOf = (id) => store.get('notes', id).then((n) => n && n.title, () => null);
