@@ -635,7 +635,7 @@ for (const engine of suiteEngines()) describe(`faults [${engine}]`, { timeout: 6
   // must not run Go again: it tells the page (fatal), refuses later entries,
   // and closes. crash-worker.js (tests/browser/pages) is the real bootstrap
   // plus the message that does the overflow, swallowing the exception.
-  test(`an exception out of Go ends its engine: the page is told, nothing runs after, and the database opens with what was committed (${DEFAULT_STORAGE[engine]})`, { timeout: 60000 }, async () => {
+  test(`an exception out of Go ends its engine: the page is told, nothing runs after, and the database opens with what was committed (${DEFAULT_STORAGE[engine]})`, { timeout: 60000 }, async (t) => {
     const page = await env.profile.newPage(env.url);
     const got = await page.evaluate(async (storage) => {
       const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -643,15 +643,17 @@ for (const engine of suiteEngines()) describe(`faults [${engine}]`, { timeout: 6
       const opened = await w.send('open', { name: 'overflow', schema: T.schema, storage });
       if (opened.error) return { opened };
       const before = await w.send('put', { collection: 'drafts', record: { id: 'before', body: 'committed' } });
+      const t0 = performance.now();
       w.post('overflow');
+      // Sent right after: it must never run. (Where the exception left no
+      // stack to report it with, this message is what reports it.)
+      const afterSent = w.send('put', { collection: 'drafts', record: { id: 'after', body: 'never' } });
       const fatal = () => w.others().find((m) => m.event === 'error' && m.data && m.data.fatal);
       for (const deadline = Date.now() + 20000; !fatal() && Date.now() < deadline;) await sleep(20);
-      // Sent after the crash: must never run.
-      const after = await Promise.race([
-        w.send('put', { collection: 'drafts', record: { id: 'after', body: 'never' } }),
-        sleep(2000).then(() => 'no answer'),
-      ]);
+      const fatalMs = performance.now() - t0;
+      const after = await Promise.race([afterSent, sleep(1500).then(() => 'no answer')]);
       w.terminate();
+      const t1 = performance.now();
       const r = await T.attempt(async () => {
         await T.open('overflow', { name: 'overflow', storage });
         const s = T.stores.overflow;
@@ -659,8 +661,9 @@ for (const engine of suiteEngines()) describe(`faults [${engine}]`, { timeout: 6
         await s.close();
         return out;
       });
-      return { before, others: w.others(), after, reopened: r };
+      return { before, others: w.others(), after, reopened: r, fatalMs: Math.round(fatalMs), reopenMs: Math.round(performance.now() - t1) };
     }, DEFAULT_STORAGE[engine]);
+    t.diagnostic(`the page was told after ${got.fatalMs} ms; the store reopened in ${got.reopenMs} ms`);
     await page.close();
     assert.ok(!got.opened, `open: ${JSON.stringify(got.opened)}`);
     assert.ok(got.before.result, `the put before: ${JSON.stringify(got.before)}`);
