@@ -308,7 +308,8 @@ export interface Store {
   inspect(options?: { limit?: number }): Promise<Inspection>;
   /**
    * Close the store (another tab takes over the database); later calls
-   * reject with CLOSED (status, watch and on throw it). Closing twice is
+   * reject with CLOSED (status, watch and on throw it). Resolves once the
+   * database is free for another store or deleteStore. Closing twice is
    * fine; unsubscribe functions stay callable (no-ops).
    */
   close(): Promise<void>;
