@@ -21,14 +21,11 @@
   let ready = false;
   let dead = false;
 
-  // fatal tells the page the engine is gone, once. It may throw only when
-  // the JS stack is out (guardEntries calls it there): then nothing
-  // changed, and the caller tries again later.
   function fatal(message) {
     if (dead) return;
-    postMessage(JSON.stringify({ event: 'error', data: { code: 'INTERNAL', message, fatal: true } }));
     dead = true;
     queue = [];
+    postMessage(JSON.stringify({ event: 'error', data: { code: 'INTERNAL', message, fatal: true } }));
   }
 
   self.onmessage = (e) => {
@@ -68,7 +65,6 @@
       throw new Error(`opfsync worker: fetching ${url} answered HTTP ${resp.status}; copy opfsync.wasm next to opfsync-worker.js (web/dist/).`);
     }
     const go = new Go();
-    guardEntries(go);
     let exitCode;
     const exit = go.exit;
     go.exit = (code) => { exitCode = code; exit.call(go, code); };
@@ -95,54 +91,6 @@
       const code = exitCode === undefined ? '' : ` (exit code ${exitCode})`;
       fatal(`opfsync worker: the engine stopped${code}; see the worker's console. Reopen the store.`);
     }, (err) => fatal(`opfsync worker: the engine crashed: ${err && err.message || err}`));
-  }
-
-  /**
-   * guardEntries makes the first exception out of Go the last time Go runs
-   * in this worker. JS enters Go through the functions js.FuncOf made (page
-   * messages, Promise callbacks) and through go._resume (Go's timers); Go
-   * itself never throws into JS (a Go panic exits, which start() reports).
-   * So an exception there is a crash — a wasm trap, the JS stack running
-   * out in Go frames — that cut the Go runtime off mid-flight, and entering
-   * it again could run queued work against that state (a write answered
-   * twice or out of order). Whoever called Go may swallow the exception (a
-   * Promise callback's is only an unhandled rejection, which the page never
-   * sees), so the guard reports it itself: the page gets the fatal error
-   * (and opens a fresh engine), later entries throw without running Go,
-   * and the worker closes, so no queued task runs after.
-   */
-  function guardEntries(go) {
-    let crashed = null; // the exception that ended Go
-    // The exception may come with the JS stack all but used up, so telling
-    // the page may fail there: it is tried again on a fresh stack (a timer)
-    // and on every later entry, until it went out.
-    const report = () => {
-      try {
-        fatal(`opfsync worker: the engine crashed: ${crashed && crashed.message || crashed}. The store opens a new engine.`);
-        self.close();
-      } catch {
-        // no stack left: a later try reports it
-      }
-    };
-    const guarded = (enter) => function (...args) {
-      if (crashed) {
-        report();
-        throw new Error('opfsync worker: the engine crashed before; it is not run again');
-      }
-      try {
-        return enter.apply(this, args);
-      } catch (err) {
-        if (!crashed) {
-          crashed = err || new Error('unknown exception');
-          try { setTimeout(report, 0); } catch { /* the next entry reports */ }
-          report();
-        }
-        throw err;
-      }
-    };
-    const makeFuncWrapper = go._makeFuncWrapper;
-    go._makeFuncWrapper = function (id) { return guarded(makeFuncWrapper.call(this, id)); };
-    go._resume = guarded(go._resume);
   }
 
   async function instantiateBytes(resp, go, url) {

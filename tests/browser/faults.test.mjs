@@ -1,8 +1,8 @@
 // Faults: a worker killed at random points of write batches and of
 // pull-page applies, many times — its renderer crashed (CDP Page.crash:
-// stopped mid-instruction, nothing runs after) or worker.terminate() —,
-// an exception out of the Go runtime, and storage running out (the
-// origin's quota lowered through CDP). After each fault the database
+// stopped mid-instruction, nothing runs after) or worker.terminate() —
+// and storage running out
+// (the origin's quota lowered through CDP). After each fault the database
 // must open, pass integrity_check, and hold exactly what was committed —
 // every batch all or nothing, everything the app was told is durable there,
 // the outbox holding exactly one mutation per durable write.
@@ -626,62 +626,7 @@ for (const engine of suiteEngines()) describe(`faults [${engine}]`, { timeout: 6
   });
 
   // ---------------------------------------------------------------------
-  // 3. An exception out of Go.
-  // ---------------------------------------------------------------------
-
-  // The JS stack running out inside Go's frames cuts the Go runtime off
-  // mid-flight; the exception goes to whoever called Go, which may swallow
-  // it (a Promise callback's is only an unhandled rejection). The worker
-  // must not run Go again: it tells the page (fatal), refuses later entries,
-  // and closes. crash-worker.js (tests/browser/pages) is the real bootstrap
-  // plus the message that does the overflow, swallowing the exception.
-  test(`an exception out of Go ends its engine: the page is told, nothing runs after, and the database opens with what was committed (${DEFAULT_STORAGE[engine]})`, { timeout: 60000 }, async (t) => {
-    const page = await env.profile.newPage(env.url);
-    const got = await page.evaluate(async (storage) => {
-      const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-      const w = T.rawWorker('overflow', 'crash-worker.js');
-      const opened = await w.send('open', { name: 'overflow', schema: T.schema, storage });
-      if (opened.error) return { opened };
-      const before = await w.send('put', { collection: 'drafts', record: { id: 'before', body: 'committed' } });
-      const t0 = performance.now();
-      w.post('overflow');
-      // Sent right after: it must never run. (Where the exception left no
-      // stack to report it with, this message is what reports it.)
-      const afterSent = w.send('put', { collection: 'drafts', record: { id: 'after', body: 'never' } });
-      const fatal = () => w.others().find((m) => m.event === 'error' && m.data && m.data.fatal);
-      for (const deadline = Date.now() + 20000; !fatal() && Date.now() < deadline;) await sleep(20);
-      const fatalMs = performance.now() - t0;
-      const after = await Promise.race([afterSent, sleep(1500).then(() => 'no answer')]);
-      w.terminate();
-      const t1 = performance.now();
-      const r = await T.attempt(async () => {
-        await T.open('overflow', { name: 'overflow', storage });
-        const s = T.stores.overflow;
-        const out = { integrity: await s.integrityCheck(), rows: await s.query('SELECT id, body FROM drafts ORDER BY id'), storage: s.status().storage };
-        await s.close();
-        return out;
-      });
-      return { before, others: w.others(), after, reopened: r, fatalMs: Math.round(fatalMs), reopenMs: Math.round(performance.now() - t1) };
-    }, DEFAULT_STORAGE[engine]);
-    t.diagnostic(`the page was told after ${got.fatalMs} ms; the store reopened in ${got.reopenMs} ms`);
-    await page.close();
-    assert.ok(!got.opened, `open: ${JSON.stringify(got.opened)}`);
-    assert.ok(got.before.result, `the put before: ${JSON.stringify(got.before)}`);
-    const fatal = got.others.find((m) => m.event === 'error' && m.data?.fatal);
-    assert.ok(fatal, `the page was not told the engine crashed; the worker posted ${JSON.stringify(got.others)}`);
-    assert.equal(fatal.data.code, 'INTERNAL');
-    assert.match(fatal.data.message, /the engine crashed/);
-    const outcome = got.others.find((m) => 'overflow' in m);
-    if (outcome) assert.notEqual(outcome.overflow, 'ran', 'Go ran again after the exception');
-    assert.equal(got.after, 'no answer', `a request after the crash was answered: ${JSON.stringify(got.after)}`);
-    assert.ok(got.reopened.ok, `reopen: ${JSON.stringify(got.reopened.error)}`);
-    assert.equal(got.reopened.ok.integrity, 'ok');
-    assert.equal(got.reopened.ok.storage, DEFAULT_STORAGE[engine]);
-    assert.deepEqual(got.reopened.ok.rows, [{ id: 'before', body: 'committed' }]);
-  });
-
-  // ---------------------------------------------------------------------
-  // 4. Storage full.
+  // 3. Storage full.
   // ---------------------------------------------------------------------
 
   test('a full quota rejects writes with STORAGE, writes nothing half, keeps the data readable, and writes work again once there is room', { timeout: 180000, skip: canCrash ? false : `${engine}: lowering the quota needs CDP (Storage.overrideQuotaForOrigin), which only Chromium has; the IndexedDB VFS's QuotaExceededError → STORAGE path is tested in wasm/internal/idb` }, async (t) => {

@@ -19,8 +19,7 @@ export const userToken = (n) => `browser-test-user-${n}`;
 /**
  * startServer copies web/dist/, web/demo/ (with web/demo-sw.js) and
  * tests/browser/pages/ into a temp folder (served as /dist/, /demo/,
- * /demo-sw.js and /pages/, as make run serves web/; the test-only
- * pages/crash-worker.js also in /dist/, beside the worker it wraps) and starts
+ * /demo-sw.js and /pages/, as make run serves web/) and starts
  * bin/opfsync-server on it with a temp database. It resolves to
  * {url, pull(), pause(), resume(), stop()}.
  */
@@ -29,7 +28,6 @@ export async function startServer() {
   const stat = path.join(dir, 'static');
   await cp(path.join(ROOT, 'web/dist'), path.join(stat, 'dist'), { recursive: true });
   await cp(path.join(here, '../pages'), path.join(stat, 'pages'), { recursive: true });
-  await cp(path.join(here, '../pages/crash-worker.js'), path.join(stat, 'dist', 'crash-worker.js'));
   await cp(path.join(ROOT, 'web/demo'), path.join(stat, 'demo'), { recursive: true });
   await cp(path.join(ROOT, 'web/demo-sw.js'), path.join(stat, 'demo-sw.js'));
   // Another copy of web/dist/ deeper in the tree (the client must work from
