@@ -133,9 +133,8 @@ func (h *Handler) applyOne(tx Tx, clientID string, m *protocol.Mutation, refusal
 		res, err = h.answerSeen(tx, prev)
 		return res, false, err
 	}
-	clamped := false
 	if refusal == nil {
-		if res.Record, saved, clamped, refusal, err = h.merge(tx, m, now); err != nil {
+		if res.Record, saved, refusal, err = h.merge(tx, m, now); err != nil {
 			return res, false, err
 		}
 	}
@@ -146,7 +145,7 @@ func (h *Handler) applyOne(tx Tx, clientID string, m *protocol.Mutation, refusal
 		Collection: storable(m.Collection, maxStoredName),
 		RecordID:   storable(m.ID, maxStoredName),
 		At:         now,
-		Keep:       clamped,
+		Keep:       refusal == nil && clamps(m.HLC, now),
 	}
 	if refusal != nil {
 		refusal = &protocol.ErrorBody{Code: refusal.Code, Message: storable(refusal.Message, maxPolicyMessage)}
@@ -163,44 +162,48 @@ func (h *Handler) applyOne(tx Tx, clientID string, m *protocol.Mutation, refusal
 
 // merge merges m's fields (re-stamped first when dated too far in the
 // future) into its record with field-level LWW and saves the record when it
-// changed. It returns the record's state after the merge and whether the
-// mutation was re-stamped (clamped), or a refusal when the merged record
-// would break a record limit (more fields or bytes than
+// changed. It returns the record's state after the merge, or a refusal when
+// the merged record would break a record limit (more fields or bytes than
 // protocol.ValidateRecordState allows: every client would skip such a
 // record, so the server must never hold one).
-func (h *Handler) merge(tx Tx, m *protocol.Mutation, now time.Time) (rec *protocol.RecordState, saved, clamped bool, refusal *protocol.ErrorBody, err error) {
+func (h *Handler) merge(tx Tx, m *protocol.Mutation, now time.Time) (*protocol.RecordState, bool, *protocol.ErrorBody, error) {
 	current, _, err := tx.Record(m.Collection, m.ID)
 	if err != nil {
-		return nil, false, false, nil, fmt.Errorf("read record: %w", err)
+		return nil, false, nil, fmt.Errorf("read record: %w", err)
 	}
 	stamped := *m
-	stamped.HLC, clamped = h.stamp(m.HLC, now)
+	stamped.HLC = h.stamp(m.HLC, now)
 	merged := protocol.Fields{}
 	maps.Copy(merged, current)
-	rec = &protocol.RecordState{Collection: m.Collection, ID: m.ID, Fields: merged}
+	rec := &protocol.RecordState{Collection: m.Collection, ID: m.ID, Fields: merged}
 	if len(merged.Merge(stamped.States())) == 0 {
-		return rec, false, clamped, nil, nil
+		return rec, false, nil, nil
 	}
 	if err := protocol.ValidateRecordState(rec); err != nil {
-		return nil, false, false, &protocol.ErrorBody{Code: protocol.CodeValidation,
+		return nil, false, &protocol.ErrorBody{Code: protocol.CodeValidation,
 			Message: "the record would break a limit with this mutation: " + err.Error()}, nil
 	}
 	if _, err := tx.SaveRecord(m.Collection, m.ID, merged); err != nil {
-		return nil, false, false, nil, fmt.Errorf("save record: %w", err)
+		return nil, false, nil, fmt.Errorf("save record: %w", err)
 	}
-	return rec, true, clamped, nil, nil
+	return rec, true, nil, nil
 }
 
-// stamp returns the stamp a mutation is applied with: its own, or — when it
-// is dated more than protocol.MaxClockSkew after the server's clock — a
-// fresh server stamp (clamped, not refused; clamped reports it). The server
-// clock observes every stamp it accepts, so its own stamps sort after them.
-func (h *Handler) stamp(hlc protocol.HLC, now time.Time) (stamp protocol.HLC, clamped bool) {
-	if hlc.Wall > now.UnixMilli()+protocol.MaxClockSkew.Milliseconds() {
-		return h.clock.Now(), true
+// clamps reports whether a mutation stamped hlc is re-stamped by the server
+// at now: dated more than protocol.MaxClockSkew after the server's clock.
+func clamps(hlc protocol.HLC, now time.Time) bool {
+	return hlc.Wall > now.UnixMilli()+protocol.MaxClockSkew.Milliseconds()
+}
+
+// stamp returns the stamp a mutation is applied with: its own, or — when
+// it clamps — a fresh server stamp (clamped, not refused). The server clock
+// observes every stamp it accepts, so its own stamps sort after them.
+func (h *Handler) stamp(hlc protocol.HLC, now time.Time) protocol.HLC {
+	if clamps(hlc, now) {
+		return h.clock.Now()
 	}
 	h.clock.Observe(hlc)
-	return hlc, false
+	return hlc
 }
 
 // answerSeen answers a mutation id that already has a verdict: an applied

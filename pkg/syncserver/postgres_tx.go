@@ -116,7 +116,7 @@ func (t *postgresTx) prefetch(mutationIDs []string, keys []recordKey) error {
 	b.Queue(`SELECT r.collection, r.id, r.fields FROM records r JOIN unnest($2::text[], $3::text[]) AS k(collection, id)
 		ON r.collection = k.collection AND r.id = k.id WHERE r.user_id = $1`, t.user, colls, ids)
 	br := t.st.tx.SendBatch(t.st.ctx, b)
-	found, err := t.readVerdicts(br, mutationIDs)
+	err := t.readVerdicts(br, mutationIDs)
 	if err == nil {
 		err = t.readRecords(br, keys)
 	}
@@ -124,34 +124,32 @@ func (t *postgresTx) prefetch(mutationIDs []string, keys []recordKey) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("postgres prefetch (%d verdicts found): %w", found, err)
+		return fmt.Errorf("postgres prefetch: %w", err)
 	}
 	return nil
 }
 
 // readVerdicts reads prefetch's verdict rows: every id asked for becomes
 // known, with its verdict or with none.
-func (t *postgresTx) readVerdicts(br pgx.BatchResults, mutationIDs []string) (int, error) {
+func (t *postgresTx) readVerdicts(br pgx.BatchResults, mutationIDs []string) error {
 	for _, id := range mutationIDs {
 		t.verdicts[id] = knownVerdict{}
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer rows.Close()
-	n := 0
 	for rows.Next() {
 		var id string
 		v, err := scanVerdict(rows, &id)
 		if err != nil {
-			return n, err
+			return err
 		}
 		v.MutationID = id
 		t.verdicts[id] = knownVerdict{v: v, ok: true}
-		n++
 	}
-	return n, rows.Err()
+	return rows.Err()
 }
 
 // readRecords reads prefetch's record rows: every key asked for becomes

@@ -10,12 +10,11 @@ import (
 // PruneVerdicts implements VerdictPruner. It waits for the writer slot like
 // Update.
 func (s *SQLiteStore) PruneVerdicts(ctx context.Context, before time.Time, limit int) (int64, error) {
-	select {
-	case s.write <- struct{}{}:
-	case <-ctx.Done():
-		return 0, fmt.Errorf("sqlite prune verdicts: wait for the writer: %w", ctx.Err())
+	release, err := s.takeWriter(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite prune verdicts: %w", err)
 	}
-	defer func() { <-s.write }()
+	defer release()
 	res, err := s.db.ExecContext(ctx, pruneQuery, before.UnixMilli(), limit)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite prune verdicts: %w", err)

@@ -12,12 +12,11 @@ import (
 // semaphore, against other processes through BEGIN IMMEDIATE and the busy
 // timeout); the commit is synced to disk before Update returns.
 func (s *SQLiteStore) Update(ctx context.Context, user string, fn func(Tx) error) error {
-	select {
-	case s.write <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("sqlite update: wait for the writer: %w", ctx.Err())
+	release, err := s.takeWriter(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite update: %w", err)
 	}
-	defer func() { <-s.write }()
+	defer release()
 	tx, err := s.db.BeginTx(ctx, nil) // IMMEDIATE (the DSN's _txlock)
 	if err != nil {
 		return fmt.Errorf("sqlite update: begin: %w", err)
@@ -32,6 +31,16 @@ func (s *SQLiteStore) Update(ctx context.Context, user string, fn func(Tx) error
 		return fmt.Errorf("sqlite update: commit: %w", err)
 	}
 	return nil
+}
+
+// takeWriter waits for this store's one writer slot; release gives it back.
+func (s *SQLiteStore) takeWriter(ctx context.Context) (release func(), err error) {
+	select {
+	case s.write <- struct{}{}:
+		return func() { <-s.write }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for the writer: %w", ctx.Err())
+	}
 }
 
 // sqliteTx is a Tx on one user's rows inside a SQLite transaction.
