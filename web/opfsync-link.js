@@ -225,8 +225,8 @@ const REMOTE_OPS = new Set(['put', 'patch', 'delete', 'apply', 'batch', 'get', '
 const OPEN_LOCKED_RETRY_MS = 10000;     // openStore: a reloaded page frees its handles in ~200 ms, a killed busy worker in 1-3 s
 const TAKEOVER_LOCKED_RETRY_MS = 10000; // takeover: a busy dead worker may run on for 1-3 s
 const TAKEOVER_REQUEUE_MS = 1000;
-const DELETE_LOCKED_RETRY_MS = 5000;
-const CLOSE_LOCK_WAIT_MS = 3000;       // close(): the longest it waits for the leader lock to be free   // deleteStore: a store just closed frees its files in ~200 ms, a killed busy worker in 1-3 s
+const DELETE_LOCKED_RETRY_MS = 5000;   // deleteStore: a store just closed frees its files in ~200 ms, a killed busy worker in 1-3 s
+const CLOSE_LOCK_WAIT_MS = 3000;       // close(): the longest it waits for the leader lock to be free
 
 /**
  * deleteDatabase removes the database name, from OPFS and IndexedDB, in a
