@@ -105,7 +105,7 @@ func TestConvergenceAcrossThreeInstancesOnPostgres(t *testing.T) {
 // on a timer almost never hits.
 type balancer struct {
 	*httptest.Server
-	targets      []string // the instances' host:port
+	instances    []*processServer
 	transport    *http.Transport
 	next         atomic.Uint64
 	pushes       chan int     // the instance a push is being sent to (when no one listens, dropped)
@@ -123,9 +123,7 @@ var errAnswerLost = errors.New("the push's answer was lost: the instance died af
 func balance(t *testing.T, instances []*processServer) *balancer {
 	t.Helper()
 	b := &balancer{transport: &http.Transport{}, pushes: make(chan int, 1), answersLost: make(chan int, 1)}
-	for _, s := range instances {
-		b.targets = append(b.targets, s.addr)
-	}
+	b.instances = instances
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
@@ -162,10 +160,10 @@ func (b *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	first := b.next.Add(1)
 	var err error
-	for i := range b.targets {
-		k := int((first + uint64(i)) % uint64(len(b.targets)))
+	for i := range b.instances {
+		k := int((first + uint64(i)) % uint64(len(b.instances)))
 		out := req.Clone(req.Context())
-		out.URL.Host = b.targets[k]
+		out.URL.Host = b.instances[k].address()
 		if req.Body != nil {
 			out.Body = io.NopCloser(bytes.NewReader(body))
 		}

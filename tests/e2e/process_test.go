@@ -57,11 +57,16 @@ func TestMain(m *testing.M) {
 // database that several instances share), so it can be SIGKILLed and
 // started again at the same URL, as a crashing host would.
 type processServer struct {
-	t        testing.TB
-	bin      string
-	db       string   // the SQLite file; "" on PostgreSQL
-	store    []string // the store's flags: -db FILE or -postgres URL
-	log      string
+	t     testing.TB
+	bin   string
+	db    string   // the SQLite file; "" on PostgreSQL
+	store []string // the store's flags: -db FILE or -postgres URL
+	log   string
+	// movable: when the port stays taken after a kill (another socket got
+	// it), start moves to a free one; only for instances behind the
+	// balancer, which asks address() on every request.
+	movable  bool
+	mu       sync.Mutex // guards addr
 	addr     string
 	proc     *serverproc.Proc
 	starts   int
@@ -81,7 +86,9 @@ func startProcessServer(t testing.TB) *processServer {
 // share the PostgreSQL database at url.
 func startPostgresInstance(t testing.TB, url string) *processServer {
 	t.Helper()
-	return launchProcessServer(t, "-postgres", url)
+	s := launchProcessServer(t, "-postgres", url)
+	s.movable = true
+	return s
 }
 
 func launchProcessServer(t testing.TB, store ...string) *processServer {
@@ -103,14 +110,32 @@ func launchProcessServer(t testing.TB, store ...string) *processServer {
 	return s
 }
 
-func (s *processServer) URL() string { return "http://" + s.addr }
+func (s *processServer) URL() string { return "http://" + s.address() }
+
+// address is the host:port the server listens on (or will).
+func (s *processServer) address() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
 
 // start runs the binary until it listens (the port may take a moment to be
 // free again after a kill).
 func (s *processServer) start() {
 	s.t.Helper()
 	for attempt := 0; ; attempt++ {
-		args := append([]string{"-addr", s.addr, "-token", devToken}, s.store...)
+		if s.movable && attempt == 20 { // 2 s on a port another socket holds
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				s.t.Fatal(err)
+			}
+			s.t.Logf("port %s still taken after a restart: moving to %s", s.address(), ln.Addr())
+			s.mu.Lock()
+			s.addr = ln.Addr().String()
+			s.mu.Unlock()
+			ln.Close()
+		}
+		args := append([]string{"-addr", s.address(), "-token", devToken}, s.store...)
 		p, err := serverproc.Start(context.Background(), s.bin, s.log, args...)
 		if err == nil {
 			s.proc = p
@@ -118,7 +143,7 @@ func (s *processServer) start() {
 			return
 		}
 		if attempt == 50 {
-			s.t.Fatalf("the server would not start again on %s: %v", s.addr, err)
+			s.t.Fatalf("the server would not start again on %s: %v", s.address(), err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
