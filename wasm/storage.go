@@ -55,6 +55,9 @@ func openStorage(ctx context.Context, name, kind string) (bridge.Storage, error)
 func openIDB(ctx context.Context, name string) (bridge.Storage, error) {
 	db, err := idb.Open(ctx, storageDir, name)
 	switch {
+	case errors.Is(err, idb.ErrStalled):
+		return bridge.Storage{}, &syncengine.Error{Code: syncengine.CodeLocked,
+			Message: "database " + name + " is still held in IndexedDB by a worker that was stopped in the middle of a write (WebKit can keep such a transaction until the browser restarts): try again later", Err: err}
 	case errors.Is(err, idb.ErrLocked):
 		return bridge.Storage{}, lockedError(name, err)
 	case errors.Is(err, idb.ErrUnavailable):

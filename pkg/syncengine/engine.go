@@ -391,21 +391,22 @@ func (e *Engine) write(fn func(t *txn) error) (err error) {
 }
 
 // emitLocalStatus reports the outbox size after a commit that changed it,
-// when no sync loop runs (the loop reports status itself).
+// in commit order: through the sync loop's status when one runs (so a write
+// made while a sync request is in flight is counted at once), else as a
+// StatusEvent of its own. It runs inside an engine call.
 func (e *Engine) emitLocalStatus() {
-	e.closeMu.Lock()
-	syncing := e.syncer != nil
-	e.closeMu.Unlock()
-	if syncing {
+	n, err := e.countPending()
+	if err != nil {
 		return
 	}
-	n := 0
-	if err := e.stmts.query(`SELECT count(*) FROM pending`, nil, func(st *sqlite3.Stmt) error {
-		n = st.ColumnInt(0)
-		return nil
-	}); err == nil {
-		e.events.emit(&StatusEvent{Status: Status{Pending: n}})
+	e.closeMu.Lock()
+	s := e.syncer
+	e.closeMu.Unlock()
+	if s != nil {
+		s.updateStatus(func(st *Status) { st.Pending = n })
+		return
 	}
+	e.events.emit(&StatusEvent{Status: Status{Pending: n}})
 }
 
 // IntegrityCheck runs SQLite's PRAGMA integrity_check and returns its

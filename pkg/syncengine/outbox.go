@@ -32,11 +32,19 @@ func (e *Engine) PendingBatch(ctx context.Context, limit int) ([]protocol.Mutati
 // PendingCount returns the number of mutations in the outbox.
 func (e *Engine) PendingCount(ctx context.Context) (int, error) {
 	var n int
-	err := e.call(ctx, func() error {
-		return e.stmts.query(`SELECT count(*) FROM pending`, nil, func(st *sqlite3.Stmt) error {
-			n = st.ColumnInt(0)
-			return nil
-		})
+	err := e.call(ctx, func() (err error) {
+		n, err = e.countPending()
+		return err
+	})
+	return n, err
+}
+
+// countPending counts the outbox; it runs inside an engine call.
+func (e *Engine) countPending() (int, error) {
+	n := 0
+	err := e.stmts.query(`SELECT count(*) FROM pending`, nil, func(st *sqlite3.Stmt) error {
+		n = st.ColumnInt(0)
+		return nil
 	})
 	return n, storageErr("count outbox", err)
 }

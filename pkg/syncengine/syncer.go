@@ -238,10 +238,17 @@ func (s *Syncer) updateStatus(fn func(st *Status)) {
 	}
 }
 
+// refreshPending sets the status's outbox size. The count and the status
+// update happen in one engine call, so a commit's own update (see
+// Engine.emitLocalStatus) can never be overtaken by an older count.
 func (s *Syncer) refreshPending(ctx context.Context) {
-	if n, err := s.e.PendingCount(ctx); err == nil {
-		s.updateStatus(func(st *Status) { st.Pending = n })
-	}
+	_ = s.e.call(ctx, func() error {
+		n, err := s.e.countPending()
+		if err == nil {
+			s.updateStatus(func(st *Status) { st.Pending = n })
+		}
+		return err
+	})
 }
 
 // run is the loop: one cycle at a time, one timer for both the retry
@@ -306,8 +313,7 @@ func (s *Syncer) run(ctx context.Context) {
 			}
 			return
 		case <-s.kick:
-			wantPush = true
-			s.refreshPending(ctx)
+			wantPush = true // the commit updated the status's pending count
 		case <-s.poke:
 			wantPull = true
 		case w := <-s.now:

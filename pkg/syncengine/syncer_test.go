@@ -363,6 +363,41 @@ func TestSyncerEmitsStatusEvents(t *testing.T) {
 	}
 }
 
+func TestStatusCountsAWriteMadeWhileAPushIsInFlight(t *testing.T) {
+	tr := newScriptTransport(t)
+	inFlight, release := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	tr.failPush = func([]protocol.Mutation) error {
+		once.Do(func() { close(inFlight); <-release })
+		return nil
+	}
+	te := openTest(t, testSchema())
+	t.Cleanup(func() { released.Do(func() { close(release) }) }) // runs before the engine's close
+	if _, err := te.StartSync(SyncOptions{Transport: tr, NoEvents: true, PullInterval: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	te.put("todos", Record{"id": "a"})
+	<-inFlight
+	te.takeEvents("status")
+	te.put("todos", Record{"id": "b"}) // while a's push waits for its answer
+	waitFor(t, "a status event counting both writes while the push is in flight", func() bool {
+		for _, ev := range te.takeEvents("status") {
+			if st := ev.(*StatusEvent).Status; st.Pending == 2 && st.Syncing {
+				return true
+			}
+		}
+		return false
+	})
+	if st, _ := te.Status(context.Background()); st.Pending != 2 {
+		t.Fatalf("status() during the push: pending %d, want 2", st.Pending)
+	}
+	released.Do(func() { close(release) })
+	waitFor(t, "the outbox to drain", func() bool {
+		st, _ := te.Status(context.Background())
+		return !st.Syncing && st.Pending == 0
+	})
+}
+
 func TestCloseStopsTheSyncer(t *testing.T) {
 	tr := newScriptTransport(t)
 	te := openTest(t, testSchema())

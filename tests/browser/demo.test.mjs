@@ -70,7 +70,11 @@ for (const engine of suiteEngines().filter((e) => e !== 'chromium')) {
         assert.equal(await page.evaluate(() => !!navigator.serviceWorker.controller), true, 'the offline reload is controlled by the service worker');
         await waitFor(async () => (await titles()).join() === 'Groceries', 20000, 'the note in the list after the offline reload');
         await addNote('Offline idea', 'Written on the train.');
-        await waitFor(() => page.evaluate(() => document.getElementById('sync').dataset.pending === '1'), 20000, 'one pending change');
+        await waitFor(() => page.evaluate(() => {
+          const el = document.getElementById('sync');
+          if (el.dataset.pending === '1') return true;
+          throw new Error(`the sync indicator shows ${JSON.stringify({ ...el.dataset })} ${el.title}`); // the timeout's message says what it showed
+        }), 20000, 'one pending change');
       } finally {
         await envE.server.resume();
       }

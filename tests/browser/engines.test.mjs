@@ -44,11 +44,16 @@ async function persistentScenario(server, page, { name, storage, want, token, la
 
   await page.reload(); // without close(): the page dies with the database open
   const kept = await page.evaluate(([name, storage, token]) => T.attempt(async () => {
-    const info = await T.open('e', { name, ...(storage ? { storage } : {}), sync: { url: location.origin, token } });
-    const s = T.stores.e;
+    // First without sync, so that no push can drain the outbox before it
+    // is counted; then with sync.
+    const info = await T.open('e', { name, ...(storage ? { storage } : {}) });
+    let s = T.stores.e;
     const rows = await s.query('SELECT id, title, done, rank FROM todos ORDER BY rank');
     const integrity = await s.integrityCheck();
     const pendingBefore = await T.pendingSettled('e', 12);
+    await s.close();
+    await T.open('e', { name, ...(storage ? { storage } : {}), sync: { url: location.origin, token } });
+    s = T.stores.e;
     await s.sync();
     return { storage: info.status.storage, statusStorage: s.status().storage, rows, integrity, pendingBefore, pendingAfter: s.status().pending };
   }), [name, storage, token]);

@@ -200,7 +200,11 @@ for (const engine of suiteEngines()) describe(`faults [${engine}]`, { timeout: 6
     for (;;) {
       const answer = await w.send('open', { name, schema: T.schema, storage });
       if (!answer.error) break;
-      if (answer.error.code !== 'LOCKED' || performance.now() - t0 > 20000) throw Object.assign(new Error(`open: ${answer.error.message}`), { code: answer.error.code });
+      if (answer.error.code !== 'LOCKED' || performance.now() - t0 > 20000) {
+        w.terminate();
+        T.W = null;
+        throw Object.assign(new Error(`open: ${answer.error.message}`), { code: answer.error.code });
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
     return {
@@ -214,6 +218,17 @@ for (const engine of suiteEngines()) describe(`faults [${engine}]`, { timeout: 6
   }), { name, via, tag, rowsSQL, storage });
 
   /**
+   * wedgedByWebKit tells whether state (readState's answer) is the LOCKED
+   * error the engine gives (idb.ErrStalled, after 5 s instead of hanging)
+   * when WebKitGTK still holds the IndexedDB database for a worker that
+   * worker.terminate() stopped in the middle of a commit: WebKitGTK 2.50
+   * keeps that transaction pending for the rest of the browser session
+   * (reloading or closing the page does not end it; measured for 90 s).
+   * The test then checks that error and goes on with a fresh database.
+   */
+  const wedgedByWebKit = (state) => engine === 'webkit' && state.error?.code === 'LOCKED' && /stopped in the middle of a write/.test(state.error.message);
+
+  /**
    * killWrites is the write-batch kill test on storage ('opfs', or the
    * IndexedDB fallback) for rounds rounds.
    */
@@ -224,19 +239,29 @@ for (const engine of suiteEngines()) describe(`faults [${engine}]`, { timeout: 6
     const acks = await acksFor(env);
     let page = await env.profile.newPage(env.url);
     await acks.prepare(page);
-    const name = `kill-writes-${storage}`;
+    let name = `kill-writes-${storage}`;
     /** @type {Map<string, {title: string, rank: number, note: string|null}>} */
     const live = new Map();
     const outbox = []; // [op, id] of every committed write, in order
-    const figures = { kills: 0, crashed: 0, units: 0, unitsCommitted: 0, unitsAcked: 0, lostAnswers: 0, cut: 0, writesCommitted: 0, storeOpenMs: [] };
+    const figures = { wedged: 0, kills: 0, crashed: 0, units: 0, unitsCommitted: 0, unitsAcked: 0, lostAnswers: 0, cut: 0, writesCommitted: 0, storeOpenMs: [] };
     const T0 = Date.now();
     const debug = (msg) => process.env.OPFSYNC_TEST_DEBUG && console.error(`[faults +${Date.now() - T0} ms] ${msg}`);
     let last = null; // the previous round: {units, answers, where}
 
     for (let round = 0; round <= ROUNDS; round++) {
       // Open the database (after the previous kill) and check it.
-      const via = round === ROUNDS || (round > 0 && last.terminated) ? 'store' : 'raw';
+      const via = round === ROUNDS || (round > 0 && last?.terminated) ? 'store' : 'raw';
       const state = await readState(page, name, via, `writes-${round}`, undefined, storage);
+      if (last && last.terminated && wedgedByWebKit(state)) {
+        t.diagnostic(`${last.where}: WebKit keeps the terminated worker's IndexedDB transaction; the reopen failed with LOCKED (${state.error.message.slice(0, 90)}…); going on with a fresh database`);
+        figures.wedged++;
+        name = `kill-writes-${storage}-${figures.wedged}`;
+        live.clear();
+        outbox.length = 0;
+        last = null;
+        round--; // this round again, on the fresh database
+        continue;
+      }
       const where = last ? last.where : 'round 0';
       assertOpened(state, `${where}, reopened via ${via}`);
       const got = state.ok;
@@ -359,7 +384,7 @@ for (const engine of suiteEngines()) describe(`faults [${engine}]`, { timeout: 6
       };
       debug(`${last.where}: ${units.length} units, ${res.answers.filter(Boolean).length} answered`);
     }
-    t.diagnostic(`${figures.kills} kills (${figures.crashed} renderer crashes, ${figures.kills - figures.crashed} by worker.terminate()): ${figures.units} units sent (${figures.unitsAcked} acknowledged, all there), ${figures.unitsCommitted} committed (${figures.lostAnswers} of them committed but unanswered), the stream cut short by ${figures.cut} kills; ${figures.writesCommitted} writes in the end, each with its pending mutation; openStore after terminate() ${Math.min(...figures.storeOpenMs)}–${Math.max(...figures.storeOpenMs)} ms`);
+    t.diagnostic(`${figures.kills} kills (${figures.crashed} renderer crashes, ${figures.kills - figures.crashed} by worker.terminate()${figures.wedged ? `, ${figures.wedged} of them leaving the database held by WebKit` : ''}): ${figures.units} units sent (${figures.unitsAcked} acknowledged, all there), ${figures.unitsCommitted} committed (${figures.lostAnswers} of them committed but unanswered), the stream cut short by ${figures.cut} kills; ${figures.writesCommitted} writes in the end, each with its pending mutation; openStore after terminate() ${Math.min(...figures.storeOpenMs)}–${Math.max(...figures.storeOpenMs)} ms`);
     await page.close();
   };
 
@@ -454,7 +479,7 @@ for (const engine of suiteEngines()) describe(`faults [${engine}]`, { timeout: 6
     assert.equal(seeded.ok, 0, `seeding the server: ${JSON.stringify(seeded)}`);
     debug('seeded');
 
-    const figures = { kills: 0, realKills: 0, cutPages: 0, pagesApplied: 0, rounds: [], stores: 0 };
+    const figures = { wedged: 0, kills: 0, realKills: 0, cutPages: 0, pagesApplied: 0, rounds: [], stores: 0 };
 
     /**
      * check opens name after a kill (raw worker, retrying LOCKED), and
@@ -462,10 +487,16 @@ for (const engine of suiteEngines()) describe(`faults [${engine}]`, { timeout: 6
      * ended at (or none), base holds exactly the records of the pages up
      * to it, todos shows them (with the local writes over them), the pull
      * state is not left Fetching*, and the outbox is exactly localPending.
-     * It resolves to the number of pages applied.
+     * It resolves to the number of pages applied, or null when WebKit
+     * still holds the database (wedgedByWebKit).
      */
     async function check(name, pages, localPending, localRows, where, tag) {
       const state = await readState(page, name, 'raw', tag, PULL_STATE_SQL);
+      if (wedgedByWebKit(state)) {
+        t.diagnostic(`${where}: WebKit keeps the terminated worker's IndexedDB transaction; the reopen failed with LOCKED; going on with a fresh database`);
+        figures.wedged++;
+        return null;
+      }
       assertOpened(state, where);
       const got = state.ok;
       assert.equal(got.integrity, 'ok', `${where}: integrity_check`);
@@ -562,9 +593,14 @@ for (const engine of suiteEngines()) describe(`faults [${engine}]`, { timeout: 6
 
       let k = 0;
       let where = `${name}, before the pull`;
+      let wedged = false;
       for (let round = 0; ; round++) {
         const tag = `pull-${db}-${round}`;
         const done = await check(name, pages, localPending, localRows, where, tag);
+        if (done === null) {
+          wedged = true;
+          break;
+        }
         assert.ok(done >= k, `${where}: the cursor went back from page ${k} to ${done}`);
         if (round > 0) figures.rounds.push(done - k);
         k = done;
@@ -618,10 +654,11 @@ for (const engine of suiteEngines()) describe(`faults [${engine}]`, { timeout: 6
         figures.pagesApplied += res.answered;
         debug(`${where}: ${res.answered} pages answered`);
       }
+      if (wedged) continue;
       await converge(name, `${name}: sync after the last kill`);
       debug(`${name} converged`);
     }
-    t.diagnostic(`${figures.kills} kills while pages of 300 were applied (${figures.pagesApplied} pages answered before them; pages gained per kill: ${figures.rounds.join(' ')}); ${figures.stores} stores converged to the server after their last kill`);
+    t.diagnostic(`${figures.kills} kills while pages of 300 were applied (${figures.pagesApplied} pages answered before them; pages gained per kill: ${figures.rounds.join(' ')}); ${figures.stores} stores converged to the server after their last kill${figures.wedged ? `; ${figures.wedged} databases left held by WebKit after a terminate()` : ''}`);
     await page.close();
   });
 

@@ -44,6 +44,7 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hack-pad/safejs"
 	"github.com/ncruces/go-sqlite3"
@@ -61,6 +62,13 @@ var (
 	// ErrUnavailable: no IndexedDB or no Web Locks here, or the browser
 	// refuses IndexedDB to this origin (some private modes).
 	ErrUnavailable error = &vfskit.CodedError{Msg: "idb: IndexedDB with Web Locks is not available in this context", Code: sqlite3.CANTOPEN}
+	// ErrStalled (which also matches ErrLocked): the Web Lock was free but
+	// IndexedDB did not run Open's first read within stallTimeout, because
+	// a transaction outside the lock still holds the database. WebKitGTK
+	// 2.50 leaves the transaction of a worker terminated mid-commit
+	// pending for the rest of the browser session (reloading or closing
+	// the worker's page does not end it).
+	ErrStalled = fmt.Errorf("%w: a transaction of a stopped worker still holds it (IndexedDB did not start Open's read)", ErrLocked)
 )
 
 // blockSize is the unit of storage: two 4 KiB SQLite pages, or a WAL
@@ -74,6 +82,9 @@ var (
 	// maxClean bounds the clean blocks kept in memory (8 MiB; SQLite's
 	// own page cache sits above this one).
 	maxClean = 1024
+	// stallTimeout bounds Open's first read: with the Web Lock held,
+	// nothing of ours can delay it (see ErrStalled).
+	stallTimeout = 5 * time.Second
 )
 
 // DB is a database whose IndexedDB database is open, whose Web Lock is
@@ -110,8 +121,10 @@ func idbName(dir, name string) string {
 //
 // It must be called from a goroutine, never inside a js.FuncOf callback,
 // and so must every SQLite call on the VFS. It fails at once with an error
-// wrapping ErrLocked when another context or DB holds the database, and
-// with ErrUnavailable when IndexedDB or Web Locks are missing or refused.
+// wrapping ErrLocked when another context or DB holds the database, after
+// stallTimeout with one wrapping ErrStalled (and ErrLocked) when a stopped
+// worker's transaction does, and with ErrUnavailable when IndexedDB or Web
+// Locks are missing or refused.
 //
 // Open the database with SQLite as "file:"+db.Path()+"?vfs="+db.VFSName()
 // (or syncengine.Options{Path, VFS}); call Close after the connection
@@ -135,10 +148,15 @@ func Open(ctx context.Context, dir, name string) (*DB, error) {
 		db.unlock()
 		return nil, fmt.Errorf("idb: open %s: %w", db.idbName, classify(err))
 	}
-	sizes, err := h.await("sizes", db.conn)
+	readCtx, cancel := context.WithTimeout(ctx, stallTimeout)
+	sizes, err := jsutil.CallAwait(readCtx, h.v, "sizes", nil, db.conn)
+	cancel()
 	if err != nil {
-		h.close(db.conn)
+		h.close(db.conn) // the abandoned read settles once the other transaction ends
 		db.unlock()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("no answer in %v: %w", stallTimeout, ErrStalled)
+		}
 		return nil, fmt.Errorf("idb: read the sizes of %s: %w", db.idbName, err)
 	}
 	for k := range vfskit.NumKinds {

@@ -11,11 +11,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hack-pad/safejs"
 	"github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/vfs"
 	"github.com/opfsync/opfsync/pkg/syncengine"
+	"github.com/opfsync/opfsync/wasm/internal/jsutil"
 	"github.com/opfsync/opfsync/wasm/internal/vfskit"
 	"github.com/opfsync/opfsync/wasm/internal/vfskit/vfstest"
 )
@@ -221,6 +223,88 @@ func TestLocked(t *testing.T) {
 	}
 	if err := Delete(ctx, testDir, name); !errors.Is(err, ErrLocked) {
 		t.Fatalf("Delete while open: %v, want ErrLocked", err)
+	}
+}
+
+// holdTransaction keeps a readwrite IndexedDB transaction on the files of
+// IndexedDB database idbName running, outside the Web Lock, as WebKit does
+// with the transaction of a worker terminated mid-commit; the returned
+// function ends it and waits until it completed.
+func holdTransaction(t *testing.T, idbName string) (end func()) {
+	t.Helper()
+	fn, _ := safejs.Global().Get("Function")
+	mk, err := fn.New(`return { hold: (name) => new Promise((resolve, reject) => {
+		const r = indexedDB.open(name);
+		r.onerror = () => reject(r.error);
+		r.onsuccess = () => {
+			const db = r.result;
+			const tx = db.transaction('files', 'readwrite');
+			const files = tx.objectStore('files');
+			let stop = false;
+			const spin = () => { if (!stop) files.get(0).onsuccess = spin; };
+			spin();
+			const completed = new Promise((done) => tx.addEventListener('complete', () => { db.close(); done(); }));
+			resolve({ end: () => { stop = true; return completed; } });
+		};
+	}) }`)
+	var holder, h safejs.Value
+	if err == nil {
+		h, err = mk.Invoke()
+	}
+	if err == nil {
+		holder, err = jsutil.CallAwait(context.Background(), h, "hold", nil, idbName)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once bool
+	end = func() {
+		if once {
+			return
+		}
+		once = true
+		if _, err := jsutil.CallAwait(context.Background(), holder, "end", nil); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(end)
+	return end
+}
+
+// A transaction outside the Web Lock that never ends (WebKit's leftover of
+// a worker terminated mid-commit) makes Open fail after stallTimeout with
+// ErrStalled, a LOCKED error, instead of hanging; the Web Lock is released
+// again, and once the transaction ended the database opens with its data.
+func TestOpenStalledByAForeignTransactionFailsAndKeepsTheData(t *testing.T) {
+	ctx := context.Background()
+	db, name := openTestDB(t)
+	c := openConn(t, db, vfstest.EnginePragmas...)
+	vfstest.Exec(t, c, "CREATE TABLE t (x); INSERT INTO t VALUES ('kept')")
+	c.Close()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	saved := stallTimeout
+	stallTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { stallTimeout = saved })
+
+	end := holdTransaction(t, idbName(testDir, name))
+	for attempt := range 2 { // the second finds the Web Lock free again
+		start := time.Now()
+		_, err := Open(ctx, testDir, name)
+		if !errors.Is(err, ErrStalled) || !errors.Is(err, ErrLocked) || syncengine.CodeOf(err) != syncengine.CodeLocked {
+			t.Fatalf("Open %d while a foreign transaction holds the database: %v, want ErrStalled (LOCKED)", attempt, err)
+		}
+		if waited := time.Since(start); waited < stallTimeout {
+			t.Fatalf("Open %d failed after %v, before stallTimeout", attempt, waited)
+		}
+	}
+	end()
+	db = openAgain(t, name)
+	c = openConn(t, db, vfstest.EnginePragmas...)
+	defer c.Close()
+	if got := vfstest.QueryText(t, c, "SELECT x FROM t"); got != "kept" {
+		t.Fatalf("after the transaction ended: %q, want kept", got)
 	}
 }
 
