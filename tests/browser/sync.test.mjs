@@ -68,7 +68,11 @@ for (const engine of suiteEngines()) describe(`sync [${engine}]`, { timeout: 240
     });
     assert.equal(reloaded.online, false);
     assert.deepEqual(reloaded.rows, [{ id: 'o0', title: 'edited offline' }, { id: 'o1', title: 'made offline' }]);
-    await waitFor(() => page.evaluate(() => T.stores.s.status().pending === 4), 5000, 'the 4 offline writes in the outbox after the reload');
+    await waitFor(() => page.evaluate(() => {
+      const st = T.stores.s.status();
+      if (st.pending === 4) return true;
+      throw new Error(`status() ${JSON.stringify(st)}`); // the timeout's message says what it was
+    }), 5000, 'the 4 offline writes in the outbox after the reload');
     const onServer = await env.server.pull(userToken(1));
     assert.equal(onServer['todos/o1'], undefined, 'nothing reaches the server while offline');
     assert.equal(onServer['todos/o0'].title, 'before going offline');
