@@ -162,7 +162,11 @@
       r.onblocked = () => reject(new DOMException(`IndexedDB database ${name} is blocked by an older connection`, 'InvalidStateError'));
     })),
     sizes: (db) => attempt(() => {
-      const files = db.transaction('files', 'readonly').objectStore('files');
+      // Read in a readwrite transaction over both stores: it starts only
+      // once no other transaction touches them, so a leftover one (WebKit
+      // keeps those of a terminated worker, even read-only ones, which
+      // would block only our writes) shows here at open, not at a commit.
+      const files = db.transaction(['blocks', 'files'], 'readwrite').objectStore('files');
       return Promise.all([0, 1, 2].map((f) => req(files.get(f)).then((s) => s || 0)));
     }),
     load: (db, file, from, to) => attempt(() => {

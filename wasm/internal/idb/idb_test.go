@@ -226,22 +226,22 @@ func TestLocked(t *testing.T) {
 	}
 }
 
-// holdTransaction keeps a readwrite IndexedDB transaction on the files of
-// IndexedDB database idbName running, outside the Web Lock, as WebKit does
-// with the transaction of a worker terminated mid-commit; the returned
-// function ends it and waits until it completed.
-func holdTransaction(t *testing.T, idbName string) (end func()) {
+// holdTransaction keeps an IndexedDB transaction of mode on object store
+// of IndexedDB database idbName running, outside the Web Lock, as WebKit
+// does with the transaction of a worker terminated mid-commit or mid-read;
+// the returned function ends it and waits until it completed.
+func holdTransaction(t *testing.T, idbName, store, mode string) (end func()) {
 	t.Helper()
 	fn, _ := safejs.Global().Get("Function")
-	mk, err := fn.New(`return { hold: (name) => new Promise((resolve, reject) => {
+	mk, err := fn.New(`return { hold: (name, store, mode) => new Promise((resolve, reject) => {
 		const r = indexedDB.open(name);
 		r.onerror = () => reject(r.error);
 		r.onsuccess = () => {
 			const db = r.result;
-			const tx = db.transaction('files', 'readwrite');
-			const files = tx.objectStore('files');
+			const tx = db.transaction(store, mode);
+			const os = tx.objectStore(store);
 			let stop = false;
-			const spin = () => { if (!stop) files.get(0).onsuccess = spin; };
+			const spin = () => { if (!stop) os.count().onsuccess = spin; };
 			spin();
 			const completed = new Promise((done) => tx.addEventListener('complete', () => { db.close(); done(); }));
 			resolve({ end: () => { stop = true; return completed; } });
@@ -252,7 +252,7 @@ func holdTransaction(t *testing.T, idbName string) (end func()) {
 		h, err = mk.Invoke()
 	}
 	if err == nil {
-		holder, err = jsutil.CallAwait(context.Background(), h, "hold", nil, idbName)
+		holder, err = jsutil.CallAwait(context.Background(), h, "hold", nil, idbName, store, mode)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -272,10 +272,17 @@ func holdTransaction(t *testing.T, idbName string) (end func()) {
 }
 
 // A transaction outside the Web Lock that never ends (WebKit's leftover of
-// a worker terminated mid-commit) makes Open fail after stallTimeout with
-// ErrStalled, a LOCKED error, instead of hanging; the Web Lock is released
-// again, and once the transaction ended the database opens with its data.
+// a worker terminated mid-commit, or mid-read: that one would block only
+// writes) makes Open fail after stallTimeout with ErrStalled, a LOCKED
+// error, instead of hanging; the Web Lock is released again, and once the
+// transaction ended the database opens with its data.
 func TestOpenStalledByAForeignTransactionFailsAndKeepsTheData(t *testing.T) {
+	for _, held := range []struct{ store, mode string }{{"files", "readwrite"}, {"blocks", "readonly"}} {
+		t.Run(held.store+"-"+held.mode, func(t *testing.T) { testOpenStalled(t, held.store, held.mode) })
+	}
+}
+
+func testOpenStalled(t *testing.T, store, mode string) {
 	ctx := context.Background()
 	db, name := openTestDB(t)
 	c := openConn(t, db, vfstest.EnginePragmas...)
@@ -288,7 +295,7 @@ func TestOpenStalledByAForeignTransactionFailsAndKeepsTheData(t *testing.T) {
 	stallTimeout = 300 * time.Millisecond
 	t.Cleanup(func() { stallTimeout = saved })
 
-	end := holdTransaction(t, idbName(testDir, name))
+	end := holdTransaction(t, idbName(testDir, name), store, mode)
 	for attempt := range 2 { // the second finds the Web Lock free again
 		start := time.Now()
 		_, err := Open(ctx, testDir, name)
