@@ -229,6 +229,29 @@ const DELETE_LOCKED_RETRY_MS = 5000;   // deleteStore: a store just closed frees
 const CLOSE_LOCK_WAIT_MS = 3000;       // close(): the longest it waits for the leader lock to be free
 
 /**
+ * retryWhileLocked calls attempt until it resolves, rejects with anything
+ * but LOCKED, stop() says to give up, or retryMs have passed (then it
+ * rejects with the last LOCKED error). It waits 50 ms between attempts,
+ * doubling up to 400 ms.
+ * @template T
+ * @param {() => Promise<T>} attempt
+ * @param {number} retryMs
+ * @param {() => boolean} [stop]
+ * @returns {Promise<T>}
+ */
+async function retryWhileLocked(attempt, retryMs, stop = () => false) {
+  const deadline = Date.now() + retryMs;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 400)) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (err.code !== 'LOCKED' || stop() || Date.now() + delay >= deadline) throw err;
+      await sleep(delay);
+    }
+  }
+}
+
+/**
  * deleteDatabase removes the database name, from OPFS and IndexedDB, in a
  * worker of its own, holding the database's leader lock all along so that
  * no store (in any tab) opens it meanwhile. It rejects with LOCKED when a
@@ -240,18 +263,9 @@ export async function deleteDatabase(name) {
   const remove = async () => {
     const engine = new EngineWorker(() => {}, () => {});
     try {
-      const deadline = Date.now() + DELETE_LOCKED_RETRY_MS;
-      for (let delay = 50; ; delay = Math.min(delay * 2, 400)) {
-        try {
-          await engine.call('deleteDatabase', JSON.stringify({ name }));
-          return;
-        } catch (err) {
-          // Held without the leader lock: by the worker of a store that
-          // is just closing (or was killed), or by something else.
-          if (err.code !== 'LOCKED' || Date.now() + delay >= deadline) throw err;
-          await sleep(delay);
-        }
-      }
+      // LOCKED without the leader lock: held by the worker of a store that
+      // is just closing (or was killed), or by something else.
+      await retryWhileLocked(() => engine.call('deleteDatabase', JSON.stringify({ name })), DELETE_LOCKED_RETRY_MS);
     } finally {
       engine.terminate();
     }
@@ -507,29 +521,23 @@ export class Link {
   }
 
   async #openEngine(lockedRetryMs) {
-    const deadline = Date.now() + lockedRetryMs;
-    let delay = 50;
-    for (;;) {
+    const open = () => {
       if (!this.#engine) {
         const engine = new EngineWorker((name, data) => this.#onEngineEvent(name, data), (err) => this.#onEngineDead(engine, err));
         this.#engine = engine;
       }
-      try {
-        return await this.#engine.call('open', this.#openArgs());
-      } catch (err) {
-        // The database is still held: by the page that just reloaded, or
-        // by the worker of a leader that died (its access handles take a
-        // moment to free). Anyone else holding it would not use our lock.
-        if (err.code === 'LOCKED' && !this.#closed && Date.now() + delay < deadline) {
-          await sleep(delay);
-          delay = Math.min(delay * 2, 400);
-          continue;
-        }
-        if (err.code === 'LOCKED') {
-          throw new OpfsyncError('LOCKED', `${err.message} — the database "${this.#name}" is held by another context (a tab or worker not using this store's leader election, or one still shutting down); close it, or try again in a moment`);
-        }
-        throw err;
+      return this.#engine.call('open', this.#openArgs());
+    };
+    try {
+      // LOCKED: the database is still held, by the page that just
+      // reloaded, or by the worker of a leader that died (its access
+      // handles take a moment to free). Anyone else would not use our lock.
+      return await retryWhileLocked(open, lockedRetryMs, () => this.#closed);
+    } catch (err) {
+      if (err.code === 'LOCKED') {
+        throw new OpfsyncError('LOCKED', `${err.message} — the database "${this.#name}" is held by another context (a tab or worker not using this store's leader election, or one still shutting down); close it, or try again in a moment`);
       }
+      throw err;
     }
   }
 
