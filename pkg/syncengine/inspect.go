@@ -57,12 +57,9 @@ func (e *Engine) Inspect(ctx context.Context, limit int) (*Inspection, error) {
 				return storageErr("count "+name, err)
 			}
 		}
-		err := e.stmts.query(`SELECT count(*) FROM pending`, nil, func(st *sqlite3.Stmt) error {
-			in.PendingCount = st.ColumnInt(0)
-			return nil
-		})
-		if err != nil {
-			return storageErr("count outbox", err)
+		var err error
+		if in.PendingCount, err = e.countPending(); err != nil {
+			return err
 		}
 		err = e.stmts.query(`SELECT `+pendingColumns+` FROM pending ORDER BY seq LIMIT ?`, []any{limit}, func(st *sqlite3.Stmt) error {
 			m, err := scanPending(st)

@@ -238,9 +238,11 @@ func (s *Syncer) updateStatus(fn func(st *Status)) {
 	}
 }
 
-// refreshPending sets the status's outbox size. The count and the status
-// update happen in one engine call, so a commit's own update (see
-// Engine.emitLocalStatus) can never be overtaken by an older count.
+// refreshPending sets the status's outbox size, once, when the loop
+// starts: a commit between NewSyncer's count and the loop's registration
+// did not update this status. Every later commit that changes the outbox
+// updates it itself (Engine.emitLocalStatus). The count and the update
+// happen in one engine call, so an older count never overtakes a newer one.
 func (s *Syncer) refreshPending(ctx context.Context) {
 	_ = s.e.call(ctx, func() error {
 		n, err := s.e.countPending()
@@ -255,6 +257,7 @@ func (s *Syncer) refreshPending(ctx context.Context) {
 // backoff and the pull interval.
 func (s *Syncer) run(ctx context.Context) {
 	defer s.done.Done()
+	s.refreshPending(ctx)
 	var (
 		online       = !s.opts.StartOffline
 		wantPush     = s.Status().Pending > 0
@@ -358,8 +361,7 @@ func (s *Syncer) backoff(n int, err error) time.Duration {
 // cycle runs one sync: push (the whole outbox) then pull (every page).
 func (s *Syncer) cycle(ctx context.Context, push, pull bool) error {
 	s.updateStatus(func(st *Status) { st.Syncing = true })
-	err := s.syncOnce(ctx, push, pull)
-	s.refreshPending(ctx)
+	err := s.syncOnce(ctx, push, pull) // its commits update the pending count
 	at := time.Now().UnixMilli()
 	if err == nil {
 		s.persistLastSync(ctx, at)

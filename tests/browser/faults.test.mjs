@@ -1,11 +1,11 @@
 // Faults: a worker killed at random points of write batches and of
 // pull-page applies, many times — its renderer crashed (CDP Page.crash:
 // stopped mid-instruction, nothing runs after) or worker.terminate() —
-// and storage running out
-// (the origin's quota lowered through CDP). After each fault the database
-// must open, pass integrity_check, and hold exactly what was committed —
-// every batch all or nothing, everything the app was told is durable there,
-// the outbox holding exactly one mutation per durable write.
+// and storage running out (the origin's quota lowered through CDP). After
+// each fault the database must open, pass integrity_check, and hold exactly
+// what was committed — every batch all or nothing, everything the app was
+// told is durable there, the outbox holding exactly one mutation per
+// durable write.
 //
 // The kill points are random, from a seeded generator: the seed is printed
 // (t.diagnostic) and OPFSYNC_FAULTS_SEED=<seed> replays the same plans
@@ -224,9 +224,16 @@ for (const engine of suiteEngines()) describe(`faults [${engine}]`, { timeout: 6
    * worker.terminate() stopped in the middle of a commit: WebKitGTK 2.50
    * keeps that transaction pending for the rest of the browser session
    * (reloading or closing the page does not end it; measured for 90 s).
-   * The test then checks that error and goes on with a fresh database.
+   * When it is, it reports so (t.diagnostic, where: after which kill) and
+   * counts it in figures.wedged; the test then goes on with a fresh
+   * database.
    */
-  const wedgedByWebKit = (state) => engine === 'webkit' && state.error?.code === 'LOCKED' && /stopped in the middle of a write/.test(state.error.message);
+  const wedgedByWebKit = (t, state, where, figures) => {
+    if (engine !== 'webkit' || state.error?.code !== 'LOCKED' || !/stopped in the middle of a write/.test(state.error.message)) return false;
+    t.diagnostic(`${where}: WebKit keeps the terminated worker's IndexedDB transaction; the reopen failed with LOCKED (${state.error.message.slice(0, 90)}…); going on with a fresh database`);
+    figures.wedged++;
+    return true;
+  };
 
   /**
    * killWrites is the write-batch kill test on storage ('opfs', or the
@@ -252,9 +259,7 @@ for (const engine of suiteEngines()) describe(`faults [${engine}]`, { timeout: 6
       // Open the database (after the previous kill) and check it.
       const via = round === ROUNDS || (round > 0 && last?.terminated) ? 'store' : 'raw';
       const state = await readState(page, name, via, `writes-${round}`, undefined, storage);
-      if (last && last.terminated && wedgedByWebKit(state)) {
-        t.diagnostic(`${last.where}: WebKit keeps the terminated worker's IndexedDB transaction; the reopen failed with LOCKED (${state.error.message.slice(0, 90)}…); going on with a fresh database`);
-        figures.wedged++;
+      if (last && last.terminated && wedgedByWebKit(t, state, last.where, figures)) {
         name = `kill-writes-${storage}-${figures.wedged}`;
         live.clear();
         outbox.length = 0;
@@ -492,11 +497,7 @@ for (const engine of suiteEngines()) describe(`faults [${engine}]`, { timeout: 6
      */
     async function check(name, pages, localPending, localRows, where, tag) {
       const state = await readState(page, name, 'raw', tag, PULL_STATE_SQL);
-      if (wedgedByWebKit(state)) {
-        t.diagnostic(`${where}: WebKit keeps the terminated worker's IndexedDB transaction; the reopen failed with LOCKED; going on with a fresh database`);
-        figures.wedged++;
-        return null;
-      }
+      if (wedgedByWebKit(t, state, where, figures)) return null;
       assertOpened(state, where);
       const got = state.ok;
       assert.equal(got.integrity, 'ok', `${where}: integrity_check`);
